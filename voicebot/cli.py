@@ -1,0 +1,236 @@
+"""The `voicebot` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from voicebot.audio import AudioFileError
+from voicebot.config import Settings, load_settings
+from voicebot.ports import ConfigError, DialogueError
+
+log = logging.getLogger("voicebot")
+
+
+class UserError(Exception):
+    """Printed as one line, no traceback, exit code 2."""
+
+
+def progress(message: str) -> None:
+    print(f"» {message}", file=sys.stderr, flush=True)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    speech_changes = {k: v for k, v in (("stt_model", args.model), ("vad", args.vad)) if v is not None}
+    if speech_changes:
+        settings = settings.replace("speech", **speech_changes)
+    if args.rasa_url:
+        settings = settings.replace("dialogue", rasa_url=args.rasa_url)
+    return settings
+
+
+# --- simulate --------------------------------------------------------------------------------------
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from voicebot.audio import read_wav
+    from voicebot.simulate import DEFAULT_CALLER, ChannelSpec, simulate_call, write_outputs
+
+    source = Path(args.caller) if args.caller else DEFAULT_CALLER
+    caller_audio = read_wav(source)  # fail fast on a bad file, before any model loads
+    try:
+        channel = ChannelSpec(args.rate, args.codec)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    settings = _settings(args)
+    out_dir = Path(args.out)
+
+    async def run() -> int:
+        runtime = _runtime(settings)
+        try:
+            result = await simulate_call(
+                runtime, caller_audio, channel, args.lang, args.speed, out_dir / "events.jsonl"
+            )
+        finally:
+            await runtime.aclose()
+        wav, doc = write_outputs(result, out_dir, str(source), channel)
+        _print_turns(result.turns())
+        print(f"outcome: {result.outcome}\nstereo WAV (caller left, bot right): {wav}\ntranscript: {doc}")
+        return 0
+
+    return _with_dialogue(settings, args.rasa_url, lambda: asyncio.run(run()))
+
+
+def _print_turns(turns: list[dict[str, object]]) -> None:
+    for turn in turns:
+        for line in turn.get("bot", []):  # type: ignore[attr-defined]
+            print(f"  bot    : {line['text']}")
+        if turn.get("caller") is not None:
+            print(f"  caller : {turn['caller']}  [{turn.get('intent') or 'rejected: ' + str(turn.get('rejected_because'))}]")
+        timings = turn.get("timings_ms")
+        if isinstance(timings, dict):
+            print("           " + "  ".join(f"{k.removesuffix('_ms')}={v:.0f}ms" for k, v in timings.items()))
+
+
+def _runtime(settings: Settings):  # type: ignore[no-untyped-def]
+    from voicebot.compose import build_runtime
+
+    return build_runtime(settings)
+
+
+def _with_dialogue(settings: Settings, external_url: str | None, job: Callable[[], int]) -> int:
+    """Runs `job` with a Rasa server: a running one, or one started (and stopped) for this command."""
+    from voicebot.compose import ensure_dialogue, rasa_service
+
+    if external_url and not rasa_service(settings).is_up():
+        raise UserError(
+            f"Rasa is not reachable at {external_url}: start it with `voicebot dialogue serve`, "
+            "or leave out --rasa-url and voicebot starts one"
+        )
+    started = None if external_url else ensure_dialogue(settings, progress)
+    try:
+        return job()
+    finally:
+        if started is not None:
+            progress("stopping the Rasa server started for this command")
+            started.stop()
+
+
+# --- test --------------------------------------------------------------------------------------------
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from voicebot.convtest import load_all, prepare_audio, run_dialogue
+    from voicebot.convtest_report import junit, table
+    from voicebot.convtest_spec import load_dialogue
+
+    files = load_all([Path(p) for p in args.files])
+    if not files:
+        raise UserError("no dialogue files found (give YAML files or folders that contain them)")
+    specs = [load_dialogue(path) for path in files]
+    settings = _settings(args)
+    runtime = _runtime(settings)
+    clips = [prepare_audio(runtime, spec) for spec in specs]  # bad audio or voices fail before Rasa starts
+
+    async def run() -> int:
+        try:
+            outcomes = [await run_dialogue(runtime, spec, args.speed, c) for spec, c in zip(specs, clips, strict=True)]
+        finally:
+            await runtime.aclose()
+        print(table(outcomes))
+        if args.junit:
+            junit(outcomes, Path(args.junit))
+            print(f"JUnit XML: {args.junit}")
+        return 0 if all(o.passed for o in outcomes) else 1
+
+    return _with_dialogue(settings, args.rasa_url, lambda: asyncio.run(run()))
+
+
+# --- set-up helpers ------------------------------------------------------------------------------------
+
+
+def cmd_models_install(args: argparse.Namespace) -> int:
+    from voicebot.models import install_models
+
+    install_models(load_settings(args.config).models_dir, progress)
+    return 0
+
+
+def cmd_recordings_fetch(args: argparse.Namespace) -> int:
+    from voicebot.recordings import default_recordings_dir, fetch_recordings
+
+    recordings = fetch_recordings(default_recordings_dir(), progress)
+    progress(f"{len(recordings)} real-speech recordings ready in {default_recordings_dir()}")
+    return 0
+
+
+def cmd_dialogue(args: argparse.Namespace) -> int:
+    from voicebot.compose import rasa_service
+
+    service = rasa_service(load_settings(args.config))
+    if args.action == "train":
+        service.train(progress, force=args.force)
+        return 0
+    if args.action == "validate":
+        return service.validate(progress)
+    service.ensure_running()
+    progress(f"Rasa is serving at {service.url} (Ctrl-C to stop)")
+    try:
+        while service.is_up():
+            asyncio.run(asyncio.sleep(5))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.stop()
+    return 0
+
+
+# --- parser --------------------------------------------------------------------------------------------
+
+
+def _engine_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML settings file (default: embedded defaults, or $VOICEBOT_CONFIG)")
+    parser.add_argument("--model", help="Whisper model: tiny.en, base, a faster-whisper name or a model directory")
+    parser.add_argument("--vad", choices=["webrtc", "silero"], help="voice activity detector for turn-taking")
+    parser.add_argument("--rasa-url", help="use this running Rasa server instead of starting one")
+    parser.add_argument("--speed", type=float, default=0.0, help="1 = real time, 0 = as fast as possible (default)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voicebot", description="Self-hosted voice assistant for public hotlines")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every call event")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sim = sub.add_parser("simulate", help="play a recorded caller through the whole pipeline")
+    sim.add_argument("caller", nargs="?", help="caller recording (default: a bundled sample call)")
+    sim.add_argument("--rate", type=int, default=16000, choices=[8000, 16000], help="channel sample rate")
+    sim.add_argument("--codec", choices=["pcmu", "pcma"], help="G.711 line codec (needs --rate 8000)")
+    sim.add_argument("--lang", help="force the call language (default: detect, or the configured default)")
+    sim.add_argument("--out", default="out/simulate", help="folder for the stereo WAV and JSON transcript")
+    _engine_options(sim)
+    sim.set_defaults(func=cmd_simulate)
+
+    test = sub.add_parser("test", help="run YAML conversation tests")
+    test.add_argument("files", nargs="+", help="dialogue YAML files or folders")
+    test.add_argument("--junit", help="write JUnit XML here")
+    _engine_options(test)
+    test.set_defaults(func=cmd_test)
+
+    models = sub.add_parser("models", help="offline models")
+    models.add_argument("action", choices=["install"])
+    models.add_argument("--config")
+    models.set_defaults(func=cmd_models_install)
+
+    recordings = sub.add_parser("recordings", help="real-speech test recordings")
+    recordings.add_argument("action", choices=["fetch"])
+    recordings.set_defaults(func=cmd_recordings_fetch)
+
+    dialogue = sub.add_parser("dialogue", help="the Rasa dialogue manager")
+    dialogue.add_argument("action", choices=["train", "serve", "validate"])
+    dialogue.add_argument("--force", action="store_true", help="train even when data and config are unchanged")
+    dialogue.add_argument("--config")
+    dialogue.set_defaults(func=cmd_dialogue)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("voicebot.call").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        return int(args.func(args))
+    except (UserError, ConfigError, AudioFileError, DialogueError) as exc:
+        print(f"voicebot: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
