@@ -20,14 +20,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from voicebot import events as ev  # noqa: E402
-from voicebot.audio import read_wav  # noqa: E402
-from voicebot.cli import progress  # noqa: E402
-from voicebot.compose import Runtime, build_runtime, ensure_dialogue  # noqa: E402
-from voicebot.config import load_settings  # noqa: E402
-from voicebot.recordings import Recording, load_recordings  # noqa: E402
-from voicebot.simulate import ChannelSpec, simulate_call  # noqa: E402
-from voicebot.wer import corpus_wer  # noqa: E402
+from voicebot import events as ev
+from voicebot.audio import read_wav
+from voicebot.cli import progress
+from voicebot.compose import Runtime, build_runtime, ensure_dialogue
+from voicebot.config import load_settings
+from voicebot.recordings import Recording, load_recordings
+from voicebot.simulate import ChannelSpec, simulate_call
+from voicebot.wer import corpus_wer
 
 STAGES = ("endpointing_ms", "asr_ms", "asr_wait_ms", "dialogue_ms", "tts_first_audio_ms")
 E2E = "end_of_speech_to_first_audio_ms"
@@ -100,23 +100,29 @@ async def main() -> int:
             "16k": await run_channel(runtime, recordings, ChannelSpec(16000)),
             "8k-pcmu": await run_channel(runtime, recordings, ChannelSpec(8000, "pcmu")),
         }
-        replies = ["Sorry, I did not understand that. Would you like to speak to a person?",
-                   "The city hall is open Monday to Friday from 8:30 to 17:00, and on Saturday from 9 to 12."]
+        replies = [
+            "Sorry, I did not understand that. Would you like to speak to a person?",
+            "The city hall is open Monday to Friday from 8:30 to 17:00, and on Saturday from 9 to 12.",
+        ]
         rtf, first_ms = tts_rtf(runtime, replies * 5)
     finally:
         await runtime.aclose()
         if started is not None:
             started.stop()
     s = settings.speech
-    print(f"model={s.stt_model} threads={s.stt_threads} vad={s.vad} end_silence={s.end_silence_ms}ms "
-          f"speculate_after={s.speculate_after_ms}ms encoder_window={s.encoder_window_s}s, real-time pacing")
+    print(
+        f"model={s.stt_model} threads={s.stt_threads} vad={s.vad} end_silence={s.end_silence_ms}ms "
+        f"speculate_after={s.speculate_after_ms}ms encoder_window={s.encoder_window_s}s, real-time pacing"
+    )
     print_table(results)
     print(f"TTS RTF={rtf:.3f} (first sentence p50 {first_ms:.0f} ms)")
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS (voicebot process, Rasa excluded)={peak_mib:.0f} MiB")
     if args.json:
-        raw = {name: {"wer": r["wer"], "asr_rtf": r["asr_rtf"], "timings": [t.to_dict() for t in r["timings"]]}
-               for name, r in results.items()}  # type: ignore[attr-defined]
+        raw = {
+            name: {"wer": r["wer"], "asr_rtf": r["asr_rtf"], "timings": [t.to_dict() for t in r["timings"]]}
+            for name, r in results.items()
+        }  # type: ignore[attr-defined]
         args.json.write_text(json.dumps(raw, indent=2))
     return 0
 

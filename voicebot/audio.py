@@ -119,6 +119,8 @@ def read_wav(path: str | Path) -> AudioChunk:
         raise AudioFileError(f"audio file not found: {p} (check the path)")
     if p.is_dir():
         raise AudioFileError(f"{p} is a directory, expected an audio file")
+    if p.stat().st_size == 0:
+        raise AudioFileError(f"audio file {p} is empty (0 bytes): record or export it again")
     try:
         data, rate = sf.read(str(p), dtype="int16", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
@@ -141,6 +143,5 @@ def frames(chunk: AudioChunk, frame_ms: int) -> list[AudioChunk]:
     if len(audio) % size:
         audio += bytes(size - len(audio) % size)
     return [
-        AudioChunk(audio[i : i + size], chunk.rate, chunk.width, chunk.channels)
-        for i in range(0, len(audio), size)
+        AudioChunk(audio[i : i + size], chunk.rate, chunk.width, chunk.channels) for i in range(0, len(audio), size)
     ]

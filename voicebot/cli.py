@@ -8,10 +8,14 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from voicebot.audio import AudioFileError
 from voicebot.config import Settings, load_settings
 from voicebot.ports import ConfigError, DialogueError
+
+if TYPE_CHECKING:
+    from voicebot.compose import Runtime
 
 log = logging.getLogger("voicebot")
 
@@ -49,9 +53,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from exc
     settings = _settings(args)
     out_dir = Path(args.out)
+    runtime = _runtime(settings)  # an unknown model or voice fails here, before Rasa starts
 
     async def run() -> int:
-        runtime = _runtime(settings)
         try:
             result = await simulate_call(
                 runtime, caller_audio, channel, args.lang, args.speed, out_dir / "events.jsonl"
@@ -71,13 +75,14 @@ def _print_turns(turns: list[dict[str, object]]) -> None:
         for line in turn.get("bot", []):  # type: ignore[attr-defined]
             print(f"  bot    : {line['text']}")
         if turn.get("caller") is not None:
-            print(f"  caller : {turn['caller']}  [{turn.get('intent') or 'rejected: ' + str(turn.get('rejected_because'))}]")
+            understood = turn.get("intent") or f"rejected: {turn.get('rejected_because')}"
+            print(f"  caller : {turn['caller']}  [{understood}]")
         timings = turn.get("timings_ms")
         if isinstance(timings, dict):
             print("           " + "  ".join(f"{k.removesuffix('_ms')}={v:.0f}ms" for k, v in timings.items()))
 
 
-def _runtime(settings: Settings):  # type: ignore[no-untyped-def]
+def _runtime(settings: Settings) -> Runtime:
     from voicebot.compose import build_runtime
 
     return build_runtime(settings)

@@ -136,6 +136,8 @@ def ensure_dialogue(settings: Settings, progress: Callable[[str], None]) -> Rasa
     if not service.model_is_fresh():
         progress("the dialogue model is missing or older than its data: training it first")
         service.train(progress)
-    progress(f"starting Rasa at {settings.dialogue.rasa_url} (takes 30-80 s; keep it running with `voicebot dialogue serve`)")
+    progress(
+        f"starting Rasa at {settings.dialogue.rasa_url} (takes 30-80 s; keep it running with `voicebot dialogue serve`)"
+    )
     service.ensure_running()
     return service

@@ -105,7 +105,8 @@ def _apply(settings: Settings, raw: dict[str, Any], source: Path) -> Settings:
                 raise ConfigError(f"{source}: section {key!r} must be a mapping")
             settings = settings.replace(key, **_typed(current, value, f"{source}: {key}"))
         else:
-            settings = settings.replace(**{key: Path(value)})
+            changes: dict[str, Any] = {key: Path(value)}
+            settings = dataclasses.replace(settings, **changes)
     return settings
 
 

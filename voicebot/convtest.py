@@ -11,7 +11,7 @@ from voicebot import events as ev
 from voicebot.audio import AudioChunk, concat, read_wav
 from voicebot.compose import Runtime
 from voicebot.convtest_spec import DialogueSpec, Expectation, TurnSpec
-from voicebot.degrade import add_noise
+from voicebot.degrade import degrade
 from voicebot.ports import ConfigError
 from voicebot.recordings import load_recordings
 from voicebot.simulate import ChannelSpec
@@ -70,8 +70,12 @@ async def run_dialogue(
     channel = ChannelSpec(spec.rate, spec.codec)
     memory = MemorySink()
     session = runtime.session(
-        f"test-{uuid.uuid4().hex[:8]}", channel.format, RecordingControl(), FanOut([memory, LogSink()]),
-        caller="conversation-test", language=spec.language,
+        f"test-{uuid.uuid4().hex[:8]}",
+        channel.format,
+        RecordingControl(),
+        FanOut([memory, LogSink()]),
+        caller="conversation-test",
+        language=spec.language,
     )
     call = VirtualCall(session, channel.format, speed)
     await session.start()
@@ -91,7 +95,9 @@ async def run_dialogue(
 
 def _turn_audio(runtime: Runtime, spec: DialogueSpec, turn: TurnSpec) -> AudioChunk:
     if turn.say is not None:
-        voice = runtime.voices.voice_by_name(turn.voice) if turn.voice else runtime.voices.voice_for(spec.language or "en")
+        voice = (
+            runtime.voices.voice_by_name(turn.voice) if turn.voice else runtime.voices.voice_for(spec.language or "en")
+        )
         chunks = [c.to_mono() for c in voice.synthesize(turn.say)]
         if not chunks:
             raise ConfigError(f"{spec.path}: nothing to synthesize for {turn.label}")
@@ -100,14 +106,16 @@ def _turn_audio(runtime: Runtime, spec: DialogueSpec, turn: TurnSpec) -> AudioCh
     elif turn.recording is not None:
         recordings = {r.name: r for r in load_recordings()}
         if turn.recording not in recordings:
-            raise ConfigError(f"{spec.path}: unknown recording {turn.recording!r} (known: {', '.join(sorted(recordings))})")
+            raise ConfigError(
+                f"{spec.path}: unknown recording {turn.recording!r} (known: {', '.join(sorted(recordings))})"
+            )
         audio = read_wav(recordings[turn.recording].path)
     else:
         assert turn.audio is not None
         audio = read_wav(turn.audio)
     audio = audio.to_mono()
-    if turn.noise_snr_db is not None:
-        audio = add_noise(audio, turn.noise_snr_db)
+    if turn.noise_snr_db is not None or turn.codec is not None:
+        audio = degrade(audio, turn.codec, turn.noise_snr_db)
     if turn.pause_s:
         audio = concat([AudioChunk.silence(turn.pause_s, audio.rate), audio], audio.format)
     return audio

@@ -40,14 +40,20 @@ def junit(outcomes: list[DialogueOutcome], path: Path) -> None:
     )
     for dialogue in outcomes:
         case = ET.SubElement(
-            suite, "testcase", classname=dialogue.spec.path.stem, name=dialogue.spec.name, time=f"{dialogue.seconds:.2f}"
+            suite,
+            "testcase",
+            classname=dialogue.spec.path.stem,
+            name=dialogue.spec.name,
+            time=f"{dialogue.seconds:.2f}",
         )
         problems = [dialogue.error] if dialogue.error else []
         problems += [f"turn {i}: {f}" for i, t in enumerate(dialogue.turns, start=1) for f in t.failures]
         if problems:
             failure = ET.SubElement(case, "failure", message=problems[0])
             failure.text = "\n".join(problems)
-        transcript = [f"turn {i}: heard {t.heard!r} -> {' '.join(t.replies)!r}" for i, t in enumerate(dialogue.turns, 1)]
+        transcript = [
+            f"turn {i}: heard {t.heard!r} -> {' '.join(t.replies)!r}" for i, t in enumerate(dialogue.turns, 1)
+        ]
         ET.SubElement(case, "system-out").text = "\n".join(transcript)
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)

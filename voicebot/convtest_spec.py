@@ -1,15 +1,15 @@
 """Conversation test files: YAML dialogues of caller turns (audio or text to synthesize) and expectations.
 
-    name: Opening hours on a phone line
-    language: en                      # optional: force the call language
-    channel: {rate: 8000, codec: pcmu} # optional: default 16 kHz linear
-    turns:
-      - say: "What are your opening hours?"   # synthesized with `voice` (default: the language's voice)
-        voice: joe
-        noise_snr_db: 20                      # optional background noise
-        expect: {intent: ask_opening_hours, reply_contains: ["Monday"], max_wer: 0.2}
-      - recording: jfk                        # a real recording fetched by `make setup`
-      - audio: caller.wav                     # a file, relative to this YAML file
+name: Opening hours on a phone line
+language: en                      # optional: force the call language
+channel: {rate: 8000, codec: pcmu} # optional: default 16 kHz linear
+turns:
+  - say: "What are your opening hours?"   # synthesized with `voice` (default: the language's voice)
+    voice: joe
+    noise_snr_db: 20                      # optional background noise
+    expect: {intent: ask_opening_hours, reply_contains: ["Monday"], max_wer: 0.2}
+  - recording: jfk                        # a real recording fetched by `make setup`
+  - audio: caller.wav                     # a file, relative to this YAML file
 """
 
 from __future__ import annotations
@@ -104,7 +104,9 @@ def _turn(path: Path, index: int, raw: Any) -> TurnSpec:
         raise ConfigError(f"{where}: expected a mapping")
     unknown = set(raw) - TURN_KEYS
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(TURN_KEYS))})")
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(TURN_KEYS))})"
+        )
     sources = [k for k in ("say", "audio", "recording") if k in raw]
     if len(sources) != 1:
         raise ConfigError(f"{where}: give exactly one of say / audio / recording")

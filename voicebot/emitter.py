@@ -29,7 +29,7 @@ class Emitter:
         self.t0 = clock()
 
     def __call__(self, kind: type[ev.CallEvent], **fields: object) -> None:
-        event = kind(call_id=self.call_id, t=round(self.clock() - self.t0, 4), **fields)  # type: ignore[arg-type]
+        event = kind(call_id=self.call_id, t=round(self.clock() - self.t0, 4), **fields)
         self.sink.emit(event)
 
     def transcript(self, turn: int, t: Transcription) -> None:

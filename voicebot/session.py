@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Any
 
 from voicebot import events as ev
 from voicebot.audio import AudioChunk, AudioFormat
@@ -98,11 +99,13 @@ class CallSession:
         self._tasks: set[asyncio.Task[None]] = set()
         self._playing_tasks: set[asyncio.Task[object]] = set()  # tasks only waiting for their audio to play
         self.outcome: asyncio.Future[str] | None = None
+        self._progress: asyncio.Event | None = None  # set whenever processing may have stopped
 
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
         self.outcome = asyncio.get_running_loop().create_future()
+        self._progress = asyncio.Event()
         self._emit(ev.CallStarted, caller=self.caller, language=self.language, channel_rate=self.playout.format.rate)
         for name in self.options.welcome_prompts:
             self._play_prompt(name)
@@ -113,10 +116,12 @@ class CallSession:
         tasks = [self._turn_task, *self._tasks]
         return any(t is not None and not t.done() and t not in self._playing_tasks for t in tasks)
 
-    async def settle(self, poll_s: float = 0.002) -> None:
+    async def settle(self) -> None:
         """Wait until nothing is being processed (for drivers that run faster than real time)."""
+        assert self._progress is not None, "start() the session first"
         while self.thinking:
-            await asyncio.sleep(poll_s)
+            self._progress.clear()
+            await self._progress.wait()
 
     @property
     def busy(self) -> bool:
@@ -195,6 +200,7 @@ class CallSession:
         turn = TurnClock(self._turn, boundary.endpointing_ms, self.clock())
         previous = self._turn_task if self._turn_task is not None and not self._turn_task.done() else None
         self._turn_task = asyncio.get_running_loop().create_task(self._run_turn(turn, job, previous))
+        self._turn_task.add_done_callback(self._note_progress)
 
     def _drop_speculation(self) -> None:
         """A queued speculative job is cancelled; one already running finishes and its result is ignored."""
@@ -238,8 +244,13 @@ class CallSession:
         self._unheard = 0
         self._update_language(transcription)
         reply = await self._ask_dialogue(turn, transcription.text)
-        if reply is not None:
-            await self._reply(turn, reply)
+        if reply is None:
+            return
+        if not (reply.texts or reply.handoff or reply.hangup):
+            log.warning("call %s: the dialogue had nothing to say to %r", self.call_id, transcription.text)
+            await self._until_played(self._play_prompt("not_understood"))  # never dead air
+            return
+        await self._reply(turn, reply)
 
     async def _ask_dialogue(self, turn: TurnClock, text: str) -> DialogueReply | None:
         context = DialogueContext(self.call_id, self.language, self.language_probability, self.caller)
@@ -367,6 +378,7 @@ class CallSession:
         task = asyncio.current_task()
         assert task is not None
         self._playing_tasks.add(task)
+        self._note_progress()
         try:
             return await heard
         finally:
@@ -378,10 +390,15 @@ class CallSession:
         turn, self._speaking_turn = self._speaking_turn, None
         self._emit(ev.BotSpeechEnded, turn=turn, interrupted=interrupted)
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._note_progress)
+
+    def _note_progress(self, _: object = None) -> None:
+        if self._progress is not None:
+            self._progress.set()
 
 
 def _timed_transcribe(stt: SpeechToText, audio: AudioChunk, language: str | None) -> tuple[Transcription, float]:

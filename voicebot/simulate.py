@@ -101,9 +101,7 @@ def summarise_turns(events: list[ev.CallEvent]) -> list[dict[str, Any]]:
         elif isinstance(event, ev.BotSpeechEnded) and event.interrupted:
             turn(event.turn)["interrupted"] = True
         elif isinstance(event, ev.TurnTimings):
-            turn(event.turn)["timings_ms"] = {
-                k: v for k, v in event.to_dict().items() if k.endswith("_ms")
-            }
+            turn(event.turn)["timings_ms"] = {k: v for k, v in event.to_dict().items() if k.endswith("_ms")}
         elif isinstance(event, ev.TransferRequested):
             turn(_last_turn(turns))["transfer"] = {"queue": event.queue, "reason": event.reason}
         elif isinstance(event, ev.HangupRequested):

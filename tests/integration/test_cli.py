@@ -23,7 +23,12 @@ def voicebot(*args: str, token: str | None = None, timeout: float = 600) -> subp
     if token:
         env["VOICEBOT_RASA_TOKEN"] = token
     return subprocess.run(
-        [sys.executable, "-m", "voicebot.cli", *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO
+        [sys.executable, "-m", "voicebot.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=REPO,
     )
 
 
@@ -38,8 +43,18 @@ def assert_user_error(result: subprocess.CompletedProcess[str], *needles: str) -
 
 @pytest.mark.rasa
 def test_simulate_default_call_writes_stereo_wav_and_json(rasa_service: RasaService, tmp_path: Path) -> None:
-    result = voicebot("simulate", "--rate", "8000", "--codec", "pcmu", "--rasa-url", rasa_service.url,
-                      "--out", str(tmp_path), token=rasa_service.auth_token)
+    result = voicebot(
+        "simulate",
+        "--rate",
+        "8000",
+        "--codec",
+        "pcmu",
+        "--rasa-url",
+        rasa_service.url,
+        "--out",
+        str(tmp_path),
+        token=rasa_service.auth_token,
+    )
     assert result.returncode == 0, result.stderr
     document = json.loads(next(tmp_path.glob("sim-*.json")).read_text())
     caller_turns = [t for t in document["turns"] if t["turn"] > 0]
@@ -55,8 +70,9 @@ def test_simulate_default_call_writes_stereo_wav_and_json(rasa_service: RasaServ
 @pytest.mark.rasa
 def test_conversation_tests_pass_and_write_junit(rasa_service: RasaService, tmp_path: Path) -> None:
     junit = tmp_path / "junit.xml"
-    result = voicebot("test", str(DIALOGUES), "--junit", str(junit), "--rasa-url", rasa_service.url,
-                      token=rasa_service.auth_token)
+    result = voicebot(
+        "test", str(DIALOGUES), "--junit", str(junit), "--rasa-url", rasa_service.url, token=rasa_service.auth_token
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     suite = ET.parse(junit).getroot()
     assert suite.get("tests") == str(len(list(DIALOGUES.glob("*.yaml"))))
@@ -72,8 +88,9 @@ def test_a_failing_expectation_fails_the_run(rasa_service: RasaService, tmp_path
         "    expect: {intent: goodbye, reply_contains: bananas}\n"
     )
     junit = tmp_path / "junit.xml"
-    result = voicebot("test", str(dialogue), "--junit", str(junit), "--rasa-url", rasa_service.url,
-                      token=rasa_service.auth_token)
+    result = voicebot(
+        "test", str(dialogue), "--junit", str(junit), "--rasa-url", rasa_service.url, token=rasa_service.auth_token
+    )
     assert result.returncode == 1
     assert "intent 'ask_opening_hours', expected 'goodbye'" in result.stdout
     assert "reply lacks 'bananas'" in result.stdout
@@ -82,8 +99,12 @@ def test_a_failing_expectation_fails_the_run(rasa_service: RasaService, tmp_path
 
 @pytest.mark.parametrize(
     ("content", "needle"),
-    [(None, "not found"), (b"", "empty"), (b"RIFF\x00\x00garbage-not-audio", "cannot read"),
-     ("just some text\n".encode(), "cannot read")],
+    [
+        (None, "not found"),
+        (b"", "empty"),
+        (b"RIFF\x00\x00garbage-not-audio", "cannot read"),
+        (b"just some text\n", "cannot read"),
+    ],
     ids=["missing", "empty", "corrupt", "text"],
 )
 def test_bad_caller_files_get_a_one_line_error(tmp_path: Path, content: bytes | None, needle: str) -> None:
@@ -94,12 +115,15 @@ def test_bad_caller_files_get_a_one_line_error(tmp_path: Path, content: bytes | 
 
 
 def test_unknown_model_gets_a_one_line_error() -> None:
-    assert_user_error(voicebot("simulate", "--model", "./no/such/model", "--rasa-url", "http://127.0.0.1:9"),
-                      "./no/such/model")
+    assert_user_error(
+        voicebot("simulate", "--model", "./no/such/model", "--rasa-url", "http://127.0.0.1:9"), "./no/such/model"
+    )
 
 
 def test_rasa_not_running_gets_a_one_line_error() -> None:
-    assert_user_error(voicebot("simulate", "--rasa-url", "http://127.0.0.1:9"), "Rasa is not reachable", "dialogue serve")
+    assert_user_error(
+        voicebot("simulate", "--rasa-url", "http://127.0.0.1:9"), "Rasa is not reachable", "dialogue serve"
+    )
 
 
 def test_codec_needs_the_telephone_rate() -> None:

@@ -1,7 +1,8 @@
 from voicebot.segmenter import EndpointConfig, Endpointer, Segment
 
-CFG = EndpointConfig(start_frames=2, speculate_after_frames=2, end_silence_frames=4, min_speech_frames=3,
-                     max_utterance_frames=12)
+CFG = EndpointConfig(
+    start_frames=2, speculate_after_frames=2, end_silence_frames=4, min_speech_frames=3, max_utterance_frames=12
+)
 
 
 def run(frames: str, config: EndpointConfig = CFG) -> list[tuple[int, Segment]]:
@@ -40,7 +41,11 @@ def test_speech_resuming_after_pause_cancels_speculation_and_extends_the_turn():
 
 def test_short_gap_below_speculation_threshold_is_silent():
     roomy = EndpointConfig(2, 2, 4, 3, max_utterance_frames=100)
-    assert run("1111" + "0" + "1111" + "0000", roomy) == [(1, Segment.STARTED), (10, Segment.PAUSED), (12, Segment.ENDED)]
+    assert run("1111" + "0" + "1111" + "0000", roomy) == [
+        (1, Segment.STARTED),
+        (10, Segment.PAUSED),
+        (12, Segment.ENDED),
+    ]
 
 
 def test_too_little_speech_is_discarded_without_speculation():

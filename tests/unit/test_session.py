@@ -91,8 +91,15 @@ class ScriptedDialogue:
         return reply
 
 
-PROMPTS = PromptTexts(1, {"en": {name: f"{name} prompt." for name in
-                                ("disclosure", "greeting", "apology", "not_understood", "hold", "goodbye")}})
+PROMPTS = PromptTexts(
+    1,
+    {
+        "en": {
+            name: f"{name} prompt."
+            for name in ("disclosure", "greeting", "apology", "not_understood", "hold", "goodbye")
+        }
+    },
+)
 
 
 def make_call(stt, dialogue, voice=None, welcome=()):  # type: ignore[no-untyped-def]
@@ -211,7 +218,16 @@ async def test_repeated_unintelligible_turns_get_a_not_understood_prompt():
 
 
 async def test_caller_hangup_ends_the_call():
-    session, call, sink, _ = make_call(ScriptedStt([]), ScriptedDialogue([]), welcome=("greeting",))
+    session, _, sink, _ = make_call(ScriptedStt([]), ScriptedDialogue([]), welcome=("greeting",))
     await session.start()
     assert await session.close() == "hangup-by-caller"
     assert sink.of(ev.CallEnded)[0].outcome == "hangup-by-caller"
+
+
+async def test_an_empty_dialogue_reply_is_never_dead_air():
+    session, call, sink, _ = make_call(ScriptedStt(["hmm"]), ScriptedDialogue([DialogueReply()]))
+    await session.start()
+    await call.play(concat([tone(1.0), silence(0.5)], CHANNEL))
+    await call.wait_until_quiet()
+    assert [e.prompt for e in sink.of(ev.BotSpeechStarted)] == ["not_understood"]
+    assert np.abs(np.frombuffer(bytes(call.bot_track), "<i2")).max() > 0
