@@ -96,6 +96,7 @@ async def main() -> int:
     runtime = build_runtime(settings)
     try:
         recordings = load_recordings()
+        await runtime.warm_up(16000)
         results = {
             "16k": await run_channel(runtime, recordings, ChannelSpec(16000)),
             "8k-pcmu": await run_channel(runtime, recordings, ChannelSpec(8000, "pcmu")),

@@ -57,6 +57,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         try:
+            await runtime.warm_up(channel.rate)
             result = await simulate_call(
                 runtime, caller_audio, channel, args.lang, args.speed, out_dir / "events.jsonl"
             )
@@ -124,6 +125,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         try:
+            await runtime.warm_up(16000)
             outcomes = [await run_dialogue(runtime, spec, args.speed, c) for spec, c in zip(specs, clips, strict=True)]
         finally:
             await runtime.aclose()

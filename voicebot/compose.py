@@ -2,23 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
+import numpy as np
+
 from dialogue.rasa_client import RasaRestClient
 from dialogue.rasa_service import RasaService
-from voicebot.audio import AudioFormat
+from voicebot.audio import AudioChunk, AudioFormat
 from voicebot.config import Settings
 from voicebot.engines.stt import WhisperSTT
 from voicebot.engines.vad import make_vad
-from voicebot.ports import CallControl, ConfigError, DialogueBackend, EventSink, VoiceActivityDetector
+from voicebot.ports import (
+    CallControl,
+    ConfigError,
+    DialogueBackend,
+    DialogueContext,
+    DialogueError,
+    EventSink,
+    VoiceActivityDetector,
+)
 from voicebot.prompts import PromptCache, PromptTexts
 from voicebot.segmenter import EndpointConfig
-from voicebot.session import CallSession, SessionEngines, SessionOptions
+from voicebot.session import CallSession
+from voicebot.session_types import SessionEngines, SessionOptions
 from voices.catalogue import Catalogue
 
 log = logging.getLogger(__name__)
@@ -89,6 +102,18 @@ class Runtime:
             max_unheard_turns=call.max_unheard_turns,
             dialogue_timeout_s=self.settings.dialogue.timeout_s,
         )
+
+    async def warm_up(self, rate: int) -> None:
+        """Pay first-inference costs (allocations, lazy loads, Rasa's first turn) before a caller does."""
+        noise = AudioChunk.from_samples(np.random.default_rng(0).normal(0, 0.01, 16000), 16000)
+        await asyncio.to_thread(self.stt.transcribe, noise, None if self.stt.multilingual else "en")
+        voice = self.voices.voice_for(self.settings.call.default_language)
+        await asyncio.to_thread(lambda: list(voice.synthesize("Hello.")))
+        self.prompts(rate)
+        try:
+            await self.dialogue.send("hello", DialogueContext(f"warm-up-{os.getpid()}"))
+        except DialogueError as exc:
+            log.warning("dialogue warm-up failed: %s", exc)
 
     async def aclose(self) -> None:
         close = getattr(self.dialogue, "aclose", None)

@@ -52,13 +52,13 @@ class DialogueOutcome:
         return self.error is None and all(t.passed for t in self.turns)
 
 
-def prepare_audio(runtime: Runtime, spec: DialogueSpec) -> list[AudioChunk]:
-    """Every caller turn's audio, before any call starts: a bad file or voice fails here, fast."""
-    return [_turn_audio(runtime, spec, turn) for turn in spec.turns]
+def prepare_audio(runtime: Runtime, spec: DialogueSpec) -> list[AudioChunk | None]:
+    """Every caller turn's audio (None for key presses), before any call starts: a bad file or voice fails fast."""
+    return [None if turn.dtmf is not None else _turn_audio(runtime, spec, turn) for turn in spec.turns]
 
 
 async def run_dialogue(
-    runtime: Runtime, spec: DialogueSpec, speed: float = 0.0, clips: list[AudioChunk] | None = None
+    runtime: Runtime, spec: DialogueSpec, speed: float = 0.0, clips: list[AudioChunk | None] | None = None
 ) -> DialogueOutcome:
     outcome = DialogueOutcome(spec)
     if clips is None:
@@ -85,7 +85,10 @@ async def run_dialogue(
             outcome.turns.append(_check(TurnOutcome(turn, errors=["the call had already ended"])))
             continue
         start = len(memory.events)
-        await call.play(channel.line(clip))
+        if clip is None:
+            await call.press(turn.dtmf or "")
+        else:
+            await call.play(channel.line(clip))
         await call.wait_until_quiet(quiet_s=0.4)
         outcome.turns.append(_check(_observe(turn, memory.events[start:])))
     await session.close()

@@ -7,9 +7,11 @@ turns:
   - say: "What are your opening hours?"   # synthesized with `voice` (default: the language's voice)
     voice: joe
     noise_snr_db: 20                      # optional background noise
+    codec: pcma                           # optional: this turn also went through a G.711 line
     expect: {intent: ask_opening_hours, reply_contains: ["Monday"], max_wer: 0.2}
   - recording: jfk                        # a real recording fetched by `make setup`
   - audio: caller.wav                     # a file, relative to this YAML file
+  - dtmf: "12345#"                        # key presses (RFC 4733 on a real line)
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ EXPECTATION_KEYS = {
     "hangup",
     "accepted",
 }
-TURN_KEYS = {"say", "voice", "audio", "recording", "noise_snr_db", "codec", "expect", "pause_s"}
+TURN_KEYS = {"say", "voice", "audio", "recording", "dtmf", "noise_snr_db", "codec", "expect", "pause_s"}
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class TurnSpec:
     voice: str | None = None
     audio: Path | None = None
     recording: str | None = None
+    dtmf: str | None = None
     noise_snr_db: float | None = None
     codec: str | None = None
     pause_s: float = 0.0
@@ -64,6 +67,8 @@ class TurnSpec:
     def label(self) -> str:
         if self.say is not None:
             return f"say {self.say!r}"
+        if self.dtmf is not None:
+            return f"dtmf {self.dtmf}"
         return f"recording {self.recording}" if self.recording else f"audio {self.audio}"
 
 
@@ -107,15 +112,18 @@ def _turn(path: Path, index: int, raw: Any) -> TurnSpec:
         raise ConfigError(
             f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(TURN_KEYS))})"
         )
-    sources = [k for k in ("say", "audio", "recording") if k in raw]
+    sources = [k for k in ("say", "audio", "recording", "dtmf") if k in raw]
     if len(sources) != 1:
-        raise ConfigError(f"{where}: give exactly one of say / audio / recording")
+        raise ConfigError(f"{where}: give exactly one of say / audio / recording / dtmf")
+    if "dtmf" in raw and not all(key in "0123456789*#" for key in str(raw["dtmf"])):
+        raise ConfigError(f"{where}: dtmf must be keys 0-9, * and # (got {raw['dtmf']!r})")
     audio = (path.parent / raw["audio"]).resolve() if "audio" in raw else None
     return TurnSpec(
         say=raw.get("say"),
         voice=raw.get("voice"),
         audio=audio,
         recording=raw.get("recording"),
+        dtmf=str(raw["dtmf"]) if "dtmf" in raw else None,
         noise_snr_db=raw.get("noise_snr_db"),
         codec=raw.get("codec"),
         pause_s=float(raw.get("pause_s", 0.0)),

@@ -6,7 +6,7 @@ Engines are synchronous and small; the asyncio CallSession offloads them to thre
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from voicebot.audio import AudioChunk
@@ -95,6 +95,9 @@ class Handoff:
     language: str | None = None
     summary: str = ""
     slots: dict[str, Any] = field(default_factory=dict)
+
+    def with_default_language(self, language: str) -> Handoff:
+        return self if self.language else replace(self, language=language)
 
 
 @dataclass(frozen=True)

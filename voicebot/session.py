@@ -12,56 +12,30 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from concurrent.futures import Executor
-from dataclasses import dataclass
 from typing import Any
 
 from voicebot import events as ev
 from voicebot.audio import AudioChunk, AudioFormat
+from voicebot.bot_voice import BotVoice
+from voicebot.dtmf import DtmfCollector, dtmf_message
 from voicebot.emitter import Emitter, TurnClock
+from voicebot.language import CallLanguage
 from voicebot.listener import Boundary, Listener
 from voicebot.playout import Playout
 from voicebot.ports import (
     CallControl,
-    DialogueBackend,
     DialogueContext,
     DialogueReply,
     EventSink,
     Handoff,
     SpeechToText,
     Transcription,
-    VoiceActivityDetector,
-    VoiceCatalogue,
 )
-from voicebot.prompts import PromptCache
-from voicebot.segmenter import EndpointConfig, Segment
+from voicebot.segmenter import Segment
+from voicebot.session_types import SessionEngines, SessionOptions
 from voicebot.speaker import Speaker
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SessionEngines:
-    vad: VoiceActivityDetector
-    stt: SpeechToText
-    voices: VoiceCatalogue
-    dialogue: DialogueBackend
-    prompts: PromptCache
-    asr_executor: Executor
-    tts_executor: Executor
-
-
-@dataclass(frozen=True)
-class SessionOptions:
-    endpoint: EndpointConfig
-    default_language: str = "en"
-    language_forced: bool = False
-    language_threshold: float = 0.6
-    languages: tuple[str, ...] = ("en", "fr")
-    default_queue: str = "general"
-    max_unheard_turns: int = 2
-    dialogue_timeout_s: float = 6.0
-    welcome_prompts: tuple[str, ...] = ("disclosure", "greeting")
 
 
 class CallSession:
@@ -83,21 +57,26 @@ class CallSession:
         self.sink = sink
         self.caller = caller
         self.clock = clock
-        self.language = options.default_language
-        self.language_probability: float | None = 1.0 if options.language_forced else None
+        self.language = CallLanguage(
+            options.default_language,
+            engines.stt.multilingual,
+            options.languages,
+            options.language_threshold,
+            forced=options.language_forced,
+        )
         self.playout = Playout(channel)
-        self._speaker = Speaker(engines.voices, engines.prompts, self.playout, engines.tts_executor, "en")
+        self._keys = DtmfCollector(options.dtmf_timeout_ms)
         self._listener = Listener(engines.vad, options.endpoint, channel.rate, self._on_boundary)
         self._speculation: asyncio.Future[tuple[Transcription, float]] | None = None
         self._turn_task: asyncio.Task[None] | None = None
         self._turn = 0
         self._unheard = 0
-        self._speaking_turn: int | None = None
         self._action_pending = False  # a transfer or hang-up is decided: barge-in no longer cancels it
         self._ending = False
         self._emit = Emitter(call_id, sink, clock)
+        speaker = Speaker(engines.voices, engines.prompts, self.playout, engines.tts_executor, "en")
+        self._voice = BotVoice(speaker, self._emit, self._note_progress)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._playing_tasks: set[asyncio.Task[object]] = set()  # tasks only waiting for their audio to play
         self.outcome: asyncio.Future[str] | None = None
         self._progress: asyncio.Event | None = None  # set whenever processing may have stopped
 
@@ -106,27 +85,32 @@ class CallSession:
     async def start(self) -> None:
         self.outcome = asyncio.get_running_loop().create_future()
         self._progress = asyncio.Event()
-        self._emit(ev.CallStarted, caller=self.caller, language=self.language, channel_rate=self.playout.format.rate)
+        self._emit(
+            ev.CallStarted, caller=self.caller, language=self.language.current, channel_rate=self.playout.format.rate
+        )
         for name in self.options.welcome_prompts:
-            self._play_prompt(name)
+            self._voice.prompt(name, self.language.current, self._turn)
 
     @property
     def thinking(self) -> bool:
         """True while a turn is transcribing, asking the dialogue or synthesizing (not while only playing)."""
         tasks = [self._turn_task, *self._tasks]
-        return any(t is not None and not t.done() and t not in self._playing_tasks for t in tasks)
+        return any(t is not None and not t.done() and t not in self._voice.playing_tasks for t in tasks)
 
     async def settle(self) -> None:
         """Wait until nothing is being processed (for drivers that run faster than real time)."""
-        assert self._progress is not None, "start() the session first"
         while self.thinking:
-            self._progress.clear()
-            await self._progress.wait()
+            await self._next_progress()
+
+    async def _next_progress(self) -> None:
+        assert self._progress is not None, "start() the session first"
+        self._progress.clear()
+        await self._progress.wait()
 
     @property
     def busy(self) -> bool:
         turn_running = self._turn_task is not None and not self._turn_task.done()
-        return turn_running or self.playout.is_playing
+        return turn_running or self.playout.is_playing or self._keys.pending
 
     @property
     def in_utterance(self) -> bool:
@@ -141,14 +125,21 @@ class CallSession:
         for task in [self._turn_task, *self._tasks]:
             if task is not None and not task.done():
                 task.cancel()
-        self.playout.flush()
-        self._end_bot_speech(interrupted=True)
+        self._voice.stop_speaking()
         final = self._finish(outcome)
         self._emit(ev.CallEnded, outcome=final)
         return final
 
-    def dtmf(self, digit: str) -> None:
-        self._emit(ev.DtmfReceived, digit=digit)
+    def dtmf(self, key: str) -> None:
+        """A key press from the channel (RFC 4733 or SIP INFO). Keys interrupt the bot like speech does."""
+        if self._ending:
+            return
+        self._emit(ev.DtmfReceived, digit=key)
+        if self._voice.speaking:
+            self._voice.barge_in(self._turn, cancel_reply=not self._action_pending)
+        entry = self._keys.press(key)
+        if entry is not None:
+            self._start_turn(None, entry)
 
     # --- caller audio ----------------------------------------------------------------------------
 
@@ -159,6 +150,10 @@ class CallSession:
             self._listener.feed(chunk)
         except Exception as exc:  # a broken VAD must still end with a human, not silence
             self._spawn(self._fail("vad", exc))
+            return
+        entry = self._keys.advance(chunk.duration_s * 1000)
+        if entry is not None:
+            self._start_turn(None, entry)
 
     def _on_boundary(self, boundary: Boundary) -> None:
         segment = boundary.segment
@@ -176,16 +171,10 @@ class CallSession:
             self._on_speech_ended(boundary)
 
     def _on_speech_started(self) -> None:
-        speaking = self.playout.is_playing or self._speaking_turn is not None
+        speaking = self._voice.speaking
         self._emit(ev.SpeechStarted, during_bot_speech=speaking)
-        if not speaking:
-            return
-        self.playout.flush()  # barge-in: the very next frame the channel reads is silence
-        self._emit(ev.BargeIn, turn=self._speaking_turn if self._speaking_turn is not None else self._turn)
-        self._end_bot_speech(interrupted=True)
-        task = self._turn_task
-        if task is not None and not task.done() and not self._action_pending:
-            task.cancel()
+        if speaking:
+            self._voice.barge_in(self._turn, cancel_reply=not self._action_pending)
 
     def _on_speech_ended(self, boundary: Boundary) -> None:
         forced = boundary.segment is Segment.FORCED_END
@@ -196,10 +185,18 @@ class CallSession:
         self._speculation = None
         if self._action_pending:
             return  # the bot is already transferring or hanging up
+        if self.playout.is_playing:  # a reply started while the caller was still talking: this turn supersedes it
+            self._voice.barge_in(self._turn, cancel_reply=True)
+        self._start_turn(job, None, boundary.endpointing_ms)
+
+    def _start_turn(
+        self, job: asyncio.Future[tuple[Transcription, float]] | None, keys: str | None, endpointing_ms: float = 0.0
+    ) -> None:
+        """A caller turn: speech (an ASR job) or a DTMF entry. Turns are answered in order."""
         self._turn += 1
-        turn = TurnClock(self._turn, boundary.endpointing_ms, self.clock())
+        turn = TurnClock(self._turn, endpointing_ms, self.clock())
         previous = self._turn_task if self._turn_task is not None and not self._turn_task.done() else None
-        self._turn_task = asyncio.get_running_loop().create_task(self._run_turn(turn, job, previous))
+        self._turn_task = asyncio.get_running_loop().create_task(self._run_turn(turn, job, keys, previous))
         self._turn_task.add_done_callback(self._note_progress)
 
     def _drop_speculation(self) -> None:
@@ -210,50 +207,55 @@ class CallSession:
 
     def _submit_asr(self, audio: AudioChunk | None) -> asyncio.Future[tuple[Transcription, float]]:
         assert audio is not None
-        language = self._asr_language()
+        language = self.language.for_asr()
         loop = asyncio.get_running_loop()
         return loop.run_in_executor(self.engines.asr_executor, _timed_transcribe, self.engines.stt, audio, language)
-
-    def _asr_language(self) -> str | None:
-        if self.options.language_forced:
-            return self.language
-        return None if self.engines.stt.multilingual else "en"
 
     # --- one caller turn -------------------------------------------------------------------------
 
     async def _run_turn(
         self,
         turn: TurnClock,
-        job: asyncio.Future[tuple[Transcription, float]],
+        job: asyncio.Future[tuple[Transcription, float]] | None,
+        keys: str | None,
         previous: asyncio.Task[None] | None,
     ) -> None:
-        if previous is not None:  # the caller spoke again while the last turn was still thinking
-            await asyncio.wait([previous])
+        # The caller spoke again while the last turn was still thinking: answer in order, but don't wait
+        # for the previous reply to be played.
+        while previous is not None and not previous.done() and previous not in self._voice.playing_tasks:
+            await self._next_progress()
         if self._action_pending:
             return
+        text = dtmf_message(keys) if keys is not None else await self._transcribe(turn, job)
+        if text is None:
+            return
+        reply = await self._ask_dialogue(turn, text)
+        if reply is None:
+            return
+        if not (reply.texts or reply.handoff or reply.hangup):
+            log.warning("call %s: the dialogue had nothing to say to %r", self.call_id, text)
+            await self._voice.until_played(self._voice.prompt("not_understood", self.language.current, turn.turn))
+            return
+        await self._reply(turn, reply)
+
+    async def _transcribe(self, turn: TurnClock, job: asyncio.Future[tuple[Transcription, float]] | None) -> str | None:
+        assert job is not None
         try:
             transcription, turn.asr_ms = await job
         except Exception as exc:
             await self._fail("asr", exc)
-            return
+            return None
         turn.asr_wait_ms = (self.clock() - turn.decided_at) * 1000
         self._emit.transcript(turn.turn, transcription)
         if not transcription.accepted:
             self._on_unheard()
-            return
+            return None
         self._unheard = 0
-        self._update_language(transcription)
-        reply = await self._ask_dialogue(turn, transcription.text)
-        if reply is None:
-            return
-        if not (reply.texts or reply.handoff or reply.hangup):
-            log.warning("call %s: the dialogue had nothing to say to %r", self.call_id, transcription.text)
-            await self._until_played(self._play_prompt("not_understood"))  # never dead air
-            return
-        await self._reply(turn, reply)
+        self.language.heard(transcription)
+        return transcription.text
 
     async def _ask_dialogue(self, turn: TurnClock, text: str) -> DialogueReply | None:
-        context = DialogueContext(self.call_id, self.language, self.language_probability, self.caller)
+        context = DialogueContext(self.call_id, self.language.current, self.language.probability, self.caller)
         started = self.clock()
         try:
             reply = await asyncio.wait_for(
@@ -274,11 +276,13 @@ class CallSession:
         return reply
 
     async def _reply(self, turn: TurnClock, reply: DialogueReply) -> None:
-        language = reply.language or self.language
+        if reply.language:
+            self.language.chosen(reply.language)
+        language = self.language.current
         handoff = reply.handoff
         if handoff is not None:
             self._action_pending = True
-            handoff = _with_language(handoff, language)
+            handoff = handoff.with_default_language(language)
             self._emit.transfer(handoff)
         elif reply.hangup:
             self._action_pending = True
@@ -286,19 +290,14 @@ class CallSession:
         tts_started = self.clock()
         first_audio: list[float] = []
 
-        def on_first_audio() -> None:
-            first_audio.append(self.clock())
-            self._speaking_turn = turn.turn
-            self._emit(ev.BotSpeechStarted, turn=turn.turn, text=" ".join(reply.texts))
-
         try:
-            await self._speaker.say(reply.texts, language, on_first_audio)
+            await self._voice.say(reply.texts, language, turn.turn, lambda: first_audio.append(self.clock()))
         except Exception as exc:
             await self._fail("tts", exc)
             return
         self._emit.timings(turn, tts_started, first_audio[0] if first_audio else None)
-        played = await self._until_played(self.playout.mark())
-        self._end_bot_speech(interrupted=not played)
+        played = await self._voice.until_played(self.playout.mark())
+        self._voice.end(turn.turn, interrupted=not played)
         if handoff is not None:
             self._complete_transfer(handoff)
         elif reply.hangup:
@@ -308,15 +307,7 @@ class CallSession:
         self._unheard += 1
         if self._unheard >= self.options.max_unheard_turns:
             self._unheard = 0
-            self._play_prompt("not_understood")
-
-    def _update_language(self, transcription: Transcription) -> None:
-        if self.options.language_forced or not self.engines.stt.multilingual:
-            return
-        probability = transcription.language_probability or 0.0
-        language = transcription.language
-        if language in self.options.languages and probability >= self.options.language_threshold:
-            self.language, self.language_probability = language, probability
+            self._voice.prompt("not_understood", self.language.current, self._turn)
 
     # --- failures and endings --------------------------------------------------------------------
 
@@ -326,12 +317,11 @@ class CallSession:
         self._ending = self._action_pending = True
         log.warning("call %s: %s failed: %s", self.call_id, stage, exc)
         self._emit(ev.CallError, stage=stage, error=f"{type(exc).__name__}: {exc}")
-        handoff = Handoff(self.options.default_queue, f"{stage}_error", self.language, f"{stage} failed")
+        handoff = Handoff(self.options.default_queue, f"{stage}_error", self.language.current, f"{stage} failed")
         self._emit.transfer(handoff)
-        self.playout.flush()
-        self._end_bot_speech(interrupted=True)
+        self._voice.stop_speaking()
         try:
-            await self._until_played(self._play_prompt("apology"))
+            await self._voice.until_played(self._voice.prompt("apology", self.language.current, self._turn))
         except Exception:
             log.exception("call %s: could not play the apology prompt", self.call_id)
         self._complete_transfer(handoff)
@@ -361,35 +351,6 @@ class CallSession:
 
     # --- helpers ---------------------------------------------------------------------------------
 
-    def _play_prompt(self, name: str) -> asyncio.Future[bool]:
-        turn = self._turn
-        self._speaking_turn = turn
-        self._emit(ev.BotSpeechStarted, turn=turn, text=self.engines.prompts.text(name, self.language), prompt=name)
-        heard = self._speaker.play_prompt(name, self.language)
-
-        def done(fut: asyncio.Future[bool]) -> None:
-            if not fut.cancelled() and self._speaking_turn == turn and not self.playout.is_playing:
-                self._end_bot_speech(interrupted=not fut.result())
-
-        heard.add_done_callback(done)
-        return heard
-
-    async def _until_played(self, heard: asyncio.Future[bool]) -> bool:
-        task = asyncio.current_task()
-        assert task is not None
-        self._playing_tasks.add(task)
-        self._note_progress()
-        try:
-            return await heard
-        finally:
-            self._playing_tasks.discard(task)
-
-    def _end_bot_speech(self, interrupted: bool) -> None:
-        if self._speaking_turn is None:
-            return
-        turn, self._speaking_turn = self._speaking_turn, None
-        self._emit(ev.BotSpeechEnded, turn=turn, interrupted=interrupted)
-
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
@@ -405,9 +366,3 @@ def _timed_transcribe(stt: SpeechToText, audio: AudioChunk, language: str | None
     started = time.perf_counter()
     result = stt.transcribe(audio, language)
     return result, (time.perf_counter() - started) * 1000
-
-
-def _with_language(handoff: Handoff, language: str) -> Handoff:
-    if handoff.language:
-        return handoff
-    return Handoff(handoff.queue, handoff.reason, language, handoff.summary, dict(handoff.slots))

@@ -58,6 +58,12 @@ class VirtualCall:
                 return
             await self._tick(frame.audio)
 
+    async def press(self, keys: str, gap_s: float = 0.12) -> None:
+        """The caller types keys on the phone, one every `gap_s` (silence on the line meanwhile)."""
+        for key in keys:
+            self.session.dtmf(key)
+            await self.play(AudioChunk.silence(gap_s, self.channel.rate))
+
     async def wait_until_quiet(self, quiet_s: float = 0.3, max_s: float = 60.0) -> None:
         """Caller stays silent until the bot has nothing left to process or say (or the call ended)."""
         quiet_needed = int(quiet_s * 1000 / FRAME_MS)

@@ -13,7 +13,8 @@ from voicebot.audio import AudioChunk, AudioFormat, concat
 from voicebot.ports import DialogueError, DialogueReply, EngineError, Handoff, Transcription
 from voicebot.prompts import PromptCache, PromptTexts
 from voicebot.segmenter import EndpointConfig
-from voicebot.session import CallSession, SessionEngines, SessionOptions
+from voicebot.session import CallSession
+from voicebot.session_types import SessionEngines, SessionOptions
 from voicebot.sinks import MemorySink
 from voicebot.virtual_call import RecordingControl, VirtualCall
 
@@ -231,3 +232,32 @@ async def test_an_empty_dialogue_reply_is_never_dead_air():
     await call.wait_until_quiet()
     assert [e.prompt for e in sink.of(ev.BotSpeechStarted)] == ["not_understood"]
     assert np.abs(np.frombuffer(bytes(call.bot_track), "<i2")).max() > 0
+
+
+async def test_dtmf_keys_reach_the_dialogue_and_interrupt_the_bot():
+    replies = [DialogueReply(("Please type your case number, then the hash key.",)), DialogueReply(("Thank you.",))]
+    dialogue = ScriptedDialogue(replies)
+    session, call, sink, _ = make_call(ScriptedStt([]), dialogue, welcome=("greeting",))
+    await session.start()
+    session.dtmf("0")  # "0" alone is immediate
+    await call.wait_until_quiet()
+    assert dialogue.received == ['/dtmf{"digits": "0"}']
+    assert any(e.interrupted for e in sink.of(ev.BotSpeechEnded)), "the key press interrupts the greeting"
+    for key in "12345":
+        session.dtmf(key)
+    await call.play(silence(0.5))
+    assert len(dialogue.received) == 1, "an entry without '#' waits for the inter-digit timeout"
+    await call.play(silence(1.2))
+    await call.wait_until_quiet()
+    assert dialogue.received[1] == '/dtmf{"digits": "12345"}'
+    assert [e.digit for e in sink.of(ev.DtmfReceived)] == list("012345")
+
+
+async def test_a_language_chosen_in_the_dialogue_is_kept():
+    dialogue = ScriptedDialogue([DialogueReply(("D'accord.",), language="fr"), DialogueReply(("Bien.",))])
+    session, call, _, _ = make_call(ScriptedStt(["français", "bonjour"]), dialogue)
+    await session.start()
+    for _ in range(2):
+        await call.play(concat([tone(1.0), silence(0.5)], CHANNEL))
+        await call.wait_until_quiet()
+    assert session.language.current == "fr" and session.language.for_asr() == "en"  # tiny.en-like fake stays English

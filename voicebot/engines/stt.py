@@ -15,6 +15,7 @@ from voicebot.models import default_models_dir, resolve_whisper_model
 from voicebot.ports import ConfigError, EngineError, Transcription
 
 MIN_AUDIO_S = 0.1
+MAX_NEW_TOKENS = 220  # Whisper's decoder holds 448 positions, half of them for the prompt
 HARD_LOGPROB_FLOOR = -1.5  # below this the text is a guess whatever no_speech_prob says
 
 
@@ -55,6 +56,11 @@ def _load_model(model: str, models_dir: Path, device: str, compute_type: str, th
             f"cannot load Whisper model {model!r} ({first_line}): use tiny.en, base, a model directory "
             "or a faster-whisper model name that can be downloaded"
         ) from exc
+
+
+def _token_budget(duration_s: float) -> int:
+    """Generous for real speech (people say < 5 tokens/s), short enough that a decoder loop stays cheap."""
+    return min(MAX_NEW_TOKENS, 16 + int(8 * duration_s))
 
 
 def _looped(result: Transcription) -> bool:
@@ -103,7 +109,8 @@ class WhisperSTT:
 
     def _decode(self, samples: Any, language: str | None) -> Transcription:
         try:
-            segments, info = self._model.transcribe(samples, **self._options(language))
+            options = self._options(language, max_new_tokens=_token_budget(len(samples) / PIPELINE_RATE))
+            segments, info = self._model.transcribe(samples, **options)
             segments = list(segments)  # decoding happens while iterating
         except Exception as exc:
             raise EngineError(f"Whisper transcription failed: {exc}") from exc
@@ -124,11 +131,12 @@ class WhisperSTT:
             raise ConfigError(f"Whisper does not know language {language!r} (use an ISO 639-1 code: 'fr')")
         return code
 
-    def _options(self, language: str | None) -> dict[str, Any]:
+    def _options(self, language: str | None, max_new_tokens: int) -> dict[str, Any]:
         # Guards are applied here, not in faster-whisper, so rejected segments come back with a reason.
         return {
             "language": language,
             "beam_size": self.beam_size,
+            "max_new_tokens": max_new_tokens,
             "temperature": 0.0,
             "condition_on_previous_text": False,
             "vad_filter": False,

@@ -1,0 +1,35 @@
+"""What a CallSession is built from: its engines (shared by calls) and its per-call options."""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from voicebot.ports import DialogueBackend, SpeechToText, VoiceActivityDetector, VoiceCatalogue
+from voicebot.prompts import PromptCache
+from voicebot.segmenter import EndpointConfig
+
+
+@dataclass(frozen=True)
+class SessionEngines:
+    vad: VoiceActivityDetector
+    stt: SpeechToText
+    voices: VoiceCatalogue
+    dialogue: DialogueBackend
+    prompts: PromptCache
+    asr_executor: Executor
+    tts_executor: Executor
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    endpoint: EndpointConfig
+    default_language: str = "en"
+    language_forced: bool = False
+    language_threshold: float = 0.6
+    languages: tuple[str, ...] = ("en", "fr")
+    default_queue: str = "general"
+    max_unheard_turns: int = 2
+    dialogue_timeout_s: float = 6.0
+    welcome_prompts: tuple[str, ...] = ("disclosure", "greeting")
+    dtmf_timeout_ms: int = 1500
