@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from voicebot.audio import AudioFileError
-from voicebot.config import Settings, load_settings
+from voicebot.config import REPO_ROOT, Settings, load_settings
 from voicebot.ports import ConfigError, DialogueError
 
 if TYPE_CHECKING:
@@ -156,6 +156,29 @@ def cmd_recordings_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kb(args: argparse.Namespace) -> int:
+    from dialogue.kb import KbError, KnowledgeBase
+
+    kb = KnowledgeBase()
+    kb.ensure_seeded(REPO_ROOT / "data" / "kb")
+    try:
+        if args.action == "import":
+            for file in args.args:
+                report = kb.import_file(Path(file))
+                print(f"{report.file}: {report.added} added, {report.replaced} replaced (live, no retraining)")
+            return 0
+        question = " ".join(args.args)
+        matches = kb.search(question, args.lang)
+    except KbError as exc:
+        raise UserError(f"{exc} (the live knowledge base was not changed)") from exc
+    if not matches:
+        print("no verified answer: the bot says it does not know and offers a person")
+    for match in matches:
+        entry = match.entry
+        print(f"{match.score:6.2f}  [{entry.id}] {entry.answer}  ({entry.source}, {entry.updated})")
+    return 0
+
+
 def cmd_dialogue(args: argparse.Namespace) -> int:
     from voicebot.compose import rasa_service
 
@@ -216,6 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
     recordings = sub.add_parser("recordings", help="real-speech test recordings")
     recordings.add_argument("action", choices=["fetch"])
     recordings.set_defaults(func=cmd_recordings_fetch)
+
+    kb = sub.add_parser("kb", help="the verified knowledge base the bot answers FAQs from")
+    kb.add_argument("action", choices=["import", "search"])
+    kb.add_argument("args", nargs="+", help="import: YAML files; search: a question")
+    kb.add_argument("--lang", default="en", help="search language")
+    kb.set_defaults(func=cmd_kb)
 
     dialogue = sub.add_parser("dialogue", help="the Rasa dialogue manager")
     dialogue.add_argument("action", choices=["train", "serve", "validate"])
