@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from voicebot.ports import ConfigError
+from voicebot.yamlfile import read_mapping
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,15 +71,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
     if not source:
         return settings
     p = Path(source)
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError as exc:
-        raise ConfigError(f"config file not found: {p}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {p} is not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config file {p} must be a mapping of sections")
-    return _apply(settings, raw, p)
+    return _apply(settings, read_mapping(p, "config file"), p)
 
 
 def _with_env(settings: Settings) -> Settings:

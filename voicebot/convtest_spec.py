@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from voicebot.ports import ConfigError
+from voicebot.yamlfile import read_mapping
 
 EXPECTATION_KEYS = {
     "transcript",
@@ -83,13 +82,8 @@ class DialogueSpec:
 
 
 def load_dialogue(path: Path) -> DialogueSpec:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"dialogue file not found: {path}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict) or not isinstance(raw.get("turns"), list) or not raw["turns"]:
+    raw = read_mapping(path, "dialogue file")
+    if not isinstance(raw.get("turns"), list) or not raw["turns"]:
         raise ConfigError(f"{path}: expected a mapping with a non-empty `turns` list")
     channel = raw.get("channel") or {}
     turns = tuple(_turn(path, i, t) for i, t in enumerate(raw["turns"], start=1))

@@ -11,10 +11,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from voicebot.audio import AudioChunk, AudioFileError, concat, read_wav, write_wav
 from voicebot.ports import ConfigError, VoiceCatalogue
+from voicebot.yamlfile import read_mapping
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +27,7 @@ class PromptTexts:
 
     @classmethod
     def load(cls, path: Path) -> PromptTexts:
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise ConfigError(f"prompts file not found: {path}") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"prompts file {path} is not valid YAML: {exc}") from exc
-        if not isinstance(raw, dict):
-            raise ConfigError(f"prompts file {path} must map languages to prompts")
+        raw = read_mapping(path, "prompts file")
         version = int(raw.pop("version", 1))
         for language, prompts in raw.items():
             missing = [name for name in REQUIRED_PROMPTS if name not in (prompts or {})]

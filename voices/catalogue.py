@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from voicebot.engines.espeak import EspeakTTS
 from voicebot.engines.tts import PiperTTS
 from voicebot.models import joe_voice_path
 from voicebot.ports import ConfigError, TextToSpeech
+from voicebot.yamlfile import read_mapping
 
 DEFAULT_VOICES_FILE = Path(__file__).with_name("voices.yaml")
 BUILTIN_PIPER_VOICES: dict[str, Callable[[], Path]] = {"joe": joe_voice_path}
@@ -158,9 +157,4 @@ class Catalogue:
 
 
 def _read_yaml(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError as exc:
-        raise ConfigError(f"voices file not found: {path}") from exc
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read voices file {path}: {exc}") from exc
+    return read_mapping(path, "voices file")
