@@ -12,6 +12,8 @@ import json
 import os
 import re
 import sqlite3
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -19,7 +21,6 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
-import httpx
 import sqlite_utils
 
 from dialogue.references import speakable_reference
@@ -140,37 +141,50 @@ class SqliteCaseBackend:
 
 
 class HttpCaseBackend:
-    """GET {base_url}/cases/{reference} -> 200 JSON case | 404 unknown; anything else is CaseBackendError."""
+    """GET {base_url}/cases/{reference} -> 200 JSON case | 404 unknown; anything else is CaseBackendError.
+
+    Uses urllib (stdlib): httpx is not installed in the Rasa action server's venv."""
 
     def __init__(self, base_url: str, timeout_s: float = 2.0, token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._client = httpx.Client(timeout=timeout_s, headers=headers)
+        self.headers = {"Accept": "application/json"}
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
 
     def lookup(self, reference: str) -> CaseStatus | None:
         key = _canonical(reference)
         if key is None:
             return None
         url = f"{self.base_url}/cases/{quote(key)}"
-        try:
-            response = self._client.get(url)
-        except httpx.TimeoutException:
-            raise CaseBackendError(f"case service {url} did not answer within {self.timeout_s:g} s") from None
-        except httpx.HTTPError as error:
-            raise CaseBackendError(f"case service {url} is unreachable: {error}") from None
-        if response.status_code == 404:
+        body = self._get(url)
+        if body is None:
             return None
-        if response.status_code != 200:
-            raise CaseBackendError(f"case service {url} answered HTTP {response.status_code}")
         try:
-            data = response.json()
+            data = json.loads(body)
         except ValueError:
             raise CaseBackendError(f"case service {url} answered something that is not JSON") from None
         return case_from_mapping(data, f"case service {url}")
 
-    def close(self) -> None:
-        self._client.close()
+    def _get(self, url: str) -> bytes | None:
+        """Body of a 200 answer; None for 404."""
+        request = urllib.request.Request(url, headers=self.headers)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                if response.status != 200:
+                    raise CaseBackendError(f"case service {url} answered HTTP {response.status}")
+                return bytes(response.read())
+        except urllib.error.HTTPError as error:
+            if error.code == 404:
+                return None
+            raise CaseBackendError(f"case service {url} answered HTTP {error.code}") from None
+        except TimeoutError:  # socket.timeout is TimeoutError since Python 3.10
+            raise CaseBackendError(f"case service {url} did not answer within {self.timeout_s:g} s") from None
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            if isinstance(reason, TimeoutError):
+                raise CaseBackendError(f"case service {url} did not answer within {self.timeout_s:g} s") from None
+            raise CaseBackendError(f"case service {url} is unreachable: {reason}") from None
 
 
 def case_backend_from_env() -> CaseBackend:
@@ -239,25 +253,27 @@ MISSING = {
 }  # fmt: skip
 REASONS = {
     "en": {"photo_not_compliant": ", because the photo does not meet the standards",
-           "not_resident": ", because the address is outside the city", "incomplete_file": ", because the file was incomplete"},
-    "fr": {"photo_not_compliant": ", car la photo n'est pas conforme", "not_resident": ", car l'adresse est hors de la commune",
+           "not_resident": ", because the address is outside the city",
+           "incomplete_file": ", because the file was incomplete"},
+    "fr": {"photo_not_compliant": ", car la photo n'est pas conforme",
+           "not_resident": ", car l'adresse est hors de la commune",
            "incomplete_file": ", car le dossier était incomplet"},
 }  # fmt: skip
 MONTHS = {
-    "en": "January February March April May June July August September October November December".split(),
-    "fr": "janvier février mars avril mai juin juillet août septembre octobre novembre décembre".split(),
+    "en": str.split("January February March April May June July August September October November December"),
+    "fr": str.split("janvier février mars avril mai juin juillet août septembre octobre novembre décembre"),
 }
 
 
 def spoken_date(iso_date: str, language: str) -> str:
-    """"2026-03-03" -> "3 March" / "3 mars" ("1er mars" in French)."""
+    """Date "2026-03-03" -> "3 March" / "3 mars" ("1er mars" in French)."""
     day = dt.date.fromisoformat(iso_date[:10])
     number = "1er" if language == "fr" and day.day == 1 else str(day.day)
     return f"{number} {MONTHS[language][day.month - 1]}"
 
 
 def spoken_appointment(value: str, language: str) -> str:
-    """"2026-03-12 10:30" -> "12 March at 10:30" / "12 mars à 10 heures 30"."""
+    """Appointment "2026-03-12 10:30" -> "12 March at 10:30" / "12 mars à 10 heures 30"."""
     date_part, _, time_part = value.strip().partition(" ")
     when = spoken_date(date_part, language)
     if not time_part:

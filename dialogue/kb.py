@@ -7,7 +7,8 @@ terms that start with it ("recycl" matches "recycle" and "recycling").
 Relevance gate: FTS5 bm25 ranks the candidates, but bm25 alone cannot say "nothing is relevant", so
 a candidate is kept only when it covers at least MIN_COVERAGE of the question's information,
 weighting each question term by its inverse document frequency (terms unknown to the KB weigh the
-most; a term found only in the entry's answer, not its questions, counts half). "quelle heure est-il à Tokyo" matches the common term "heure" but not the rare "tokyo": rejected.
+most; a term found only in the entry's answer, not its questions, counts half).
+"quelle heure est-il à Tokyo" matches the common term "heure" but not the rare "tokyo": rejected.
 """
 
 from __future__ import annotations
@@ -37,20 +38,25 @@ DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 URL_PATTERN = re.compile(r"https?://|www\.|\.(com|org|fr|net)\b", re.IGNORECASE)
 
+
+def _word_set(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 STOP_WORDS = {
-    "en": frozenset(
+    "en": _word_set(
         """a about am an and any are as at be been but by can could did do does for from get got have has hello
         hi how i if im in is it its just know like me my need of okay ok on or our please so some tell thank thanks
         that the there this to uh um want wanna what whats when where which who why will with would you your
-        yours we us should much many don doesn didn isn ll ve re""".split()
+        yours we us should much many don doesn didn isn ll ve re"""
     ),
-    "fr": frozenset(
+    "fr": _word_set(
         """a ai as au aux avec avez avoir bonjour c ca ce cela ces cest cette comment combien d dans de des dire
         dois doit du elle en est et etre faire faut il ils j je l la le les leur m ma me merci mes moi mon n ne
         nous on ou par pas peut peux plait pour pourquoi pouvez puis qu quand que quel quelle quelles quels qui
         quoi s sa savoir se ses si sil son suis sur svp t ta te tes toi ton tu un une veux voudrais vous votre
         vos y euh bah ben alors voila sont ont fait va vont veut veulent voulons voulez
-        aimerais aimerions voudrions""".split()
+        aimerais aimerions voudrions"""
     ),
 }
 
@@ -204,10 +210,22 @@ def parse_entry(raw: Any, where: str) -> KbEntry:
     )
 
 
+class _KbLoader(yaml.SafeLoader):
+    """Safe loader that leaves dates as text: PyYAML would raise a bare ValueError on "2026-02-30"
+    before we could say which entry is wrong."""
+
+
+def _date_as_text(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    return str(node.value)
+
+
+_KbLoader.add_constructor("tag:yaml.org,2002:timestamp", _date_as_text)
+
+
 def load_entries(path: Path) -> list[KbEntry]:
     """Parse and validate a whole KB file; raises KbError on the first problem."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_KbLoader)
     except OSError as error:
         raise KbError(f"{path}: cannot read file ({error.strerror})") from None
     except yaml.YAMLError as error:
@@ -218,7 +236,7 @@ def load_entries(path: Path) -> list[KbEntry]:
         raise KbError(f"{path}, field 'entries': missing; expected 'entries:' with a list of entries")
     entries: list[KbEntry] = []
     seen: set[tuple[str, str]] = set()
-    for index, raw in enumerate(document["entries"]):
+    for index, raw in enumerate(document["entries"], start=1):  # 1-based, as people count
         label = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else "?"
         entry = parse_entry(raw, f"{path}, entry {index} (id {label})")
         if (entry.id, entry.language) in seen:
@@ -285,10 +303,8 @@ class KnowledgeBase:
         conn.execute("DELETE FROM entries_fts WHERE id = ? AND language = ?", key)
         questions_terms = " ".join(normalise_terms(" ".join(entry.questions), entry.language))
         answer_terms = " ".join(normalise_terms(entry.answer, entry.language))
-        conn.execute(
-            "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (*key, "\n".join(entry.questions), entry.answer, entry.source, entry.updated, questions_terms, answer_terms),
-        )
+        stored = ("\n".join(entry.questions), entry.answer, entry.source, entry.updated, questions_terms, answer_terms)
+        conn.execute("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (*key, *stored))
         conn.execute("INSERT INTO entries_fts VALUES (?, ?, ?, ?)", (*key, questions_terms, answer_terms))
         return existed
 

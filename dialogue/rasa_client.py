@@ -75,8 +75,10 @@ class RasaRestClient:
     async def _tracker_state(self, call_id: str) -> tuple[str | None, float | None, dict[str, Any]]:
         if self.auth_token is None:
             return None, None, {}
-        tracker = await self.tracker(call_id)
-        intent = (tracker.get("latest_message") or {}).get("intent") or {}
+        # `latest_message` stays on the message that opened a form while the form runs (Rasa 3.6 rebuilds
+        # it from "applied" events), so the caller's last utterance is read from the events instead.
+        tracker = await self.tracker(call_id, include_events="AFTER_RESTART")
+        intent = _last_user_intent(tracker)
         confidence = intent.get("confidence")
         slots = {
             name: value
@@ -151,3 +153,10 @@ def _status_message(url: str, path: str, status: int) -> str:
     else:
         fix = f"see the Rasa server log ({FIX_HINT})"
     return f"Rasa at {url} answered HTTP {status} to {path} — {fix}"
+
+
+def _last_user_intent(tracker: dict[str, Any]) -> dict[str, Any]:
+    for event in reversed(tracker.get("events") or []):
+        if event.get("event") == "user":
+            return dict((event.get("parse_data") or {}).get("intent") or {})
+    return dict((tracker.get("latest_message") or {}).get("intent") or {})

@@ -1,7 +1,10 @@
-"""Train, validate and run the Rasa server, which lives in its own Python 3.10 venv.
+"""Train, validate and run the Rasa server and its custom action server (own Python 3.10 venv).
 
-The product (Python 3.11) cannot import Rasa: it drives the `rasa` command line of that venv and
-talks to the server over HTTP (see dialogue/rasa_client.py).
+The product (Python 3.11) cannot import Rasa: it drives the command line of that venv and talks
+to the server over HTTP (see dialogue/rasa_client.py). The Rasa server is started through
+`python -m dialogue.rasa_patches run ...` (Rasa's CLI plus two documented patches); the action
+server is `rasa run actions --actions dialogue.actions`. Both bind `host` (127.0.0.1 by default).
+The Rasa server reads a generated .rasa/endpoints.yml that points to this service's action server.
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ import httpx
 from voicebot.ports import ConfigError, EngineError
 
 MODEL_NAME = "voicebot"
+# The package root that holds `dialogue/` (put on PYTHONPATH for the action server and the launcher).
+CODE_ROOT = Path(__file__).resolve().parent.parent
+ACTIONS_PACKAGE = "dialogue.actions"
+ACTIONS_URL_PLACEHOLDER = "${VOICEBOT_ACTIONS_URL}"
 QUIET_ENV = {
     "RASA_TELEMETRY_ENABLED": "false",
     "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -44,10 +51,12 @@ class RasaService:
         auth_token: str | None = None,
         log_path: Path | None = None,
         lock_file: Path | None = None,
+        actions_port: int = 5055,
     ) -> None:
         self.project_dir = Path(project_dir).resolve()
-        self.venv_dir = Path(venv_dir)
+        self.venv_dir = Path(venv_dir).resolve()
         self.port = port
+        self.actions_port = actions_port
         self.host = host
         # The HTTP API is never exposed without a token: generate one when none is configured.
         self.auth_token = auth_token or secrets.token_urlsafe(24)
@@ -55,12 +64,19 @@ class RasaService:
         self.lock_file = lock_file or self.project_dir.parent / "requirements-rasa.lock"
         self._process: subprocess.Popen[bytes] | None = None
         self._log_file: IO[bytes] | None = None
+        self.actions_log_path = self.log_path.with_name("actions.log")
+        self._actions: subprocess.Popen[bytes] | None = None
+        self._actions_log: IO[bytes] | None = None
 
     # --- paths -----------------------------------------------------------------------------------
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def actions_url(self) -> str:
+        return f"http://{self.host}:{self.actions_port}"
 
     @property
     def model_path(self) -> Path:
@@ -81,8 +97,18 @@ class RasaService:
             raise ConfigError(f"Rasa is not installed in {self.venv_dir} (no bin/rasa) — run `make setup` to create it")
         return executable
 
+    def _python_executable(self) -> Path:
+        self._rasa_executable()  # same "not installed" message when the venv is missing
+        return self.venv_dir / "bin" / "python"
+
     def _env(self) -> dict[str, str]:
-        return {**os.environ, **QUIET_ENV}
+        python_path = os.pathsep.join(p for p in (str(CODE_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+        return {
+            **os.environ,
+            **QUIET_ENV,
+            "PYTHONPATH": python_path,
+            "SANIC_HOST": self.host,  # the action server binds this instead of 0.0.0.0
+        }
 
     # --- training --------------------------------------------------------------------------------
 
@@ -168,12 +194,12 @@ class RasaService:
         if not self.model_path.is_file():
             raise ConfigError(f"No trained Rasa model at {self.model_path} — run `make setup` to train it")
         command = [
-            str(self._rasa_executable()), "run",
+            str(self._python_executable()), "-m", "dialogue.rasa_patches", "run",
             "--enable-api", "--auth-token", self.auth_token,
             "-i", self.host, "-p", str(self.port),
             "--model", str(self.model_path),
             "--credentials", str(self.project_dir / "credentials.yml"),
-            "--endpoints", str(self.project_dir / "endpoints.yml"),
+            "--endpoints", str(self.write_endpoints()),
         ]  # fmt: skip
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._close_log()
@@ -181,6 +207,15 @@ class RasaService:
         self._process = subprocess.Popen(
             command, cwd=self.project_dir, env=self._env(), stdout=self._log_file, stderr=subprocess.STDOUT
         )
+
+    def write_endpoints(self) -> Path:
+        """endpoints.yml with this service's action server URL, written under .rasa/ (Rasa 3.6 does not
+        expand environment variables in endpoints.yml, so the placeholder is substituted here)."""
+        template = (self.project_dir / "endpoints.yml").read_text()
+        generated = self.project_dir / ".rasa" / "endpoints.yml"
+        generated.parent.mkdir(parents=True, exist_ok=True)
+        generated.write_text(template.replace(ACTIONS_URL_PLACEHOLDER, f"{self.actions_url}/webhook"))
+        return generated
 
     def wait_ready(self, timeout: float = 180.0) -> float:
         """Poll /status until a model is loaded; returns the seconds waited."""
@@ -207,12 +242,18 @@ class RasaService:
             return False
 
     def ensure_running(self, timeout: float = 180.0) -> bool:
-        """Reuse a healthy server on this port, else start one and wait; True if started here."""
+        """Reuse a healthy server on this port, else start one and wait; True if started here.
+
+        The action server is reused when healthy, else (re)started, in both cases."""
         if self.is_up():
+            self.ensure_actions_running()
             return False
         if self._process is None or self._process.poll() is not None:
             self._refuse_foreign_server()
+            self.ensure_actions_running()
             self.start()
+        else:
+            self.ensure_actions_running()
         self.wait_ready(timeout)
         return True
 
@@ -229,27 +270,124 @@ class RasaService:
         )
 
     def stop(self, grace_s: float = 10.0) -> None:
-        """Terminate the server started here, kill it after `grace_s`; no-op otherwise."""
+        """Terminate the servers started here (Rasa and actions), kill them after `grace_s`."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(grace_s)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        _terminate(process, grace_s)
         self._close_log()
+        self.stop_actions(grace_s)
 
-    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        if not self.log_path.is_file():
+    # --- action server ---------------------------------------------------------------------------
+
+    @property
+    def actions_started_here(self) -> bool:
+        return self._actions is not None and self._actions.poll() is None
+
+    def actions_are_up(self) -> bool:
+        """True when the action server answers GET /health."""
+        try:
+            response = httpx.get(f"{self.actions_url}/health", timeout=2.0)
+            return response.status_code == 200 and response.json().get("status") == "ok"
+        except (httpx.HTTPError, ValueError):
+            return False
+
+    def start_actions(self) -> None:
+        """Spawn `rasa run actions` for dialogue.actions in the background (see ensure_actions_running)."""
+        if self.actions_started_here:
+            return
+        command = [
+            str(self._rasa_executable()), "run", "actions",
+            "--actions", ACTIONS_PACKAGE,
+            "-p", str(self.actions_port),
+        ]  # fmt: skip
+        self.actions_log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._close_actions_log()
+        self._actions_log = self.actions_log_path.open("wb")
+        self._actions = subprocess.Popen(
+            command, cwd=CODE_ROOT, env=self._env(), stdout=self._actions_log, stderr=subprocess.STDOUT
+        )
+
+    def ensure_actions_running(self, timeout: float = 60.0) -> bool:
+        """Reuse a healthy action server on actions_port, else (re)start one; True if started here."""
+        if self.actions_are_up():
+            return False
+        if not self.actions_started_here:
+            self._refuse_foreign_actions_server()
+            self.start_actions()
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if self._actions is not None and self._actions.poll() is not None:
+                raise EngineError(
+                    f"Action server exited with code {self._actions.returncode} before it was ready "
+                    f"(log {self.actions_log_path}):\n{self.log_tail(path=self.actions_log_path)}"
+                )
+            if self.actions_are_up():
+                return True
+            time.sleep(POLL_INTERVAL_S)
+        raise EngineError(
+            f"Action server at {self.actions_url} was not ready after {timeout:.0f} s "
+            f"(log {self.actions_log_path}):\n{self.log_tail(path=self.actions_log_path)}"
+        )
+
+    def _refuse_foreign_actions_server(self) -> None:
+        try:
+            httpx.get(f"{self.actions_url}/health", timeout=2.0)
+        except httpx.ConnectError:
+            return
+        except httpx.HTTPError:
+            pass
+        raise ConfigError(
+            f"Something already listens on {self.actions_url} but is not a healthy action server "
+            f"— stop it or configure another actions port"
+        )
+
+    def stop_actions(self, grace_s: float = 10.0) -> None:
+        """Terminate the action server started here; no-op otherwise."""
+        process, self._actions = self._actions, None
+        _terminate(process, grace_s)
+        self._close_actions_log()
+
+    def _close_actions_log(self) -> None:
+        if self._actions_log is not None:
+            self._actions_log.close()
+            self._actions_log = None
+
+    # --- tests -----------------------------------------------------------------------------------
+
+    def test_stories(self, stories: Path, out_dir: Path, progress: Progress) -> int:
+        """`rasa test core` on test stories with the trained model; returns its exit code.
+        Failed stories are written to out_dir/failed_test_stories.yml."""
+        command = [
+            str(self._rasa_executable()), "test", "core",
+            "--model", str(self.model_path),
+            "--stories", str(stories),
+            "--out", str(out_dir),
+            "--fail-on-prediction-errors",
+        ]  # fmt: skip
+        exit_code, _ = self._run_streaming(command, progress)
+        return exit_code
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES, path: Path | None = None) -> str:
+        path = path or self.log_path
+        if not path.is_file():
             return "(no log)"
-        text = self.log_path.read_text(errors="replace")
+        text = path.read_text(errors="replace")
         return "\n".join(text.splitlines()[-lines:])
 
     def _close_log(self) -> None:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
+
+
+def _terminate(process: subprocess.Popen[bytes] | None, grace_s: float) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _non_empty_lines(stream: Iterable[str]) -> Iterable[str]:

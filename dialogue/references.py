@@ -44,10 +44,12 @@ TENS = {
     "fr": {"vingt": 20, "trente": 30, "quarante": 40, "cinquante": 50, "soixante": 60},
 }  # fmt: skip
 REPEATERS = {"double": 2, "triple": 3}
-# Two-letter words that are never spoken letters.
+# Two-letter words that are too common to be a spoken letter pair (case prefixes such as MA or PA are not here).
 TWO_LETTER_WORDS = frozenset(
-    """am an as at be by do go he hi if in is it me my no of ok on or so to up us we ai au ca ce de du en es et
-    il je la le ma mo ne ni nu ou sa se si ta te tu""".split()
+    str.split(
+        """am an as at be by do go he hi if in is it me my no of ok on or so to up us we ai au ca ce de du en es et
+    il je la le ne ni nu ou sa se si ta te tu"""
+    )
 )
 
 Item = tuple[str, str]  # (LETTERS | DIGITS | "word", text)
@@ -160,7 +162,7 @@ def reference_from_dtmf(digits: str) -> str | None:
 
 
 def speakable_reference(reference: str, language: str) -> str:
-    """"AB-12345" -> "A, B, 1, 2, 3, 4, 5": one character at a time, so TTS never reads "twelve thousand"."""
+    """Reference "AB-12345" -> "A, B, 1, 2, 3, 4, 5": one character at a time, so TTS never reads "twelve thousand"."""
     if language not in UNITS:
         raise ValueError(f"unsupported language {language!r}: use en or fr")
     if not (REFERENCE_PATTERN.match(reference) or DTMF_PATTERN.match(reference)):

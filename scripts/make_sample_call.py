@@ -8,7 +8,8 @@ from voicebot.audio import AudioChunk, concat, write_wav
 from voicebot.engines.tts import PiperTTS
 from voicebot.models import joe_voice_path
 
-LINES = [("Hello.", 4.0), ("What are your opening hours?", 6.0), ("Thank you, goodbye.", 1.0)]
+# Each pause lets the bot finish its answer (a shorter one would be a barge-in).
+LINES = [("Hello.", 5.0), ("What are your opening hours?", 13.0), ("Thank you, goodbye.", 9.0), ("Five.", 1.0)]
 OUT = Path(__file__).resolve().parent.parent / "data" / "samples" / "caller-opening-hours.wav"
 
 

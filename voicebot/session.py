@@ -252,7 +252,7 @@ class CallSession:
             return None
         self._unheard = 0
         self.language.heard(transcription)
-        return transcription.text
+        return transcription.text.lstrip("/ ")  # Rasa obeys "/intent{...}": a caller must not inject one
 
     async def _ask_dialogue(self, turn: TurnClock, text: str) -> DialogueReply | None:
         context = DialogueContext(self.call_id, self.language.current, self.language.probability, self.caller)

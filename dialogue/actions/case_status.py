@@ -52,9 +52,8 @@ def yes_or_no(tracker: Tracker) -> bool | None:
     return None
 
 
-def _reference_slots(reference: str | None, language: str) -> dict[str, Any]:
-    spoken = speakable_reference(reference, language) if reference else None
-    return {"case_reference": reference, "case_reference_spoken": spoken, "case_confirmed": None}
+def _reference_slots(reference: str | None) -> dict[str, Any]:
+    return {"case_reference": reference, "case_confirmed": None}
 
 
 class ValidateCaseStatusForm(LanguageAwareValidation):
@@ -74,7 +73,7 @@ class ValidateCaseStatusForm(LanguageAwareValidation):
             return {}  # the form is starting: it will ask for the number
         if reference is None:
             Turn(dispatcher, tracker, domain).say("utter_reference_not_understood")
-        return _reference_slots(reference, current_language(tracker))
+        return _reference_slots(reference)
 
     async def extract_case_confirmed(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Domain
@@ -86,10 +85,23 @@ class ValidateCaseStatusForm(LanguageAwareValidation):
         if answer is True:
             return {"case_confirmed": True}
         if corrected and corrected != tracker.get_slot("case_reference"):
-            return _reference_slots(corrected, current_language(tracker))
+            return _reference_slots(corrected)
         if answer is False:
-            return _reference_slots(None, current_language(tracker))
+            return _reference_slots(None)
         return {"case_confirmed": None}
+
+
+class ActionAskCaseConfirmed(Action):
+    """Reads the reference back one character at a time (the form's question for `case_confirmed`)."""
+
+    def name(self) -> str:
+        return "action_ask_case_confirmed"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Domain) -> Events:
+        turn = Turn(dispatcher, tracker, domain)
+        reference = str(tracker.get_slot("case_reference") or "")
+        turn.say("utter_ask_case_confirmed", case_reference_spoken=speakable_reference(reference, turn.language))
+        return turn.events()
 
 
 class ActionCaseStatus(Action):
@@ -103,7 +115,7 @@ class ActionCaseStatus(Action):
         reference = str(tracker.get_slot("case_reference") or "")
         try:
             case = case_backend_from_env().lookup(reference)
-        except CaseBackendError:
+        except (CaseBackendError, ValueError):  # ValueError: unusable VOICEBOT_CASE_* settings
             return hand_off(turn, "case_backend_error", response="utter_case_backend_error")
         if case is None:
             return self._unknown(turn, reference)
@@ -113,7 +125,7 @@ class ActionCaseStatus(Action):
     def _answer(turn: Turn, case: CaseStatus) -> Events:
         payload = {"case": {"reference": case.reference, "status": case.status, "updated": case.updated}}
         turn.say_text(status_sentence(case, turn.language), payload)
-        cleared = [SlotSet(name, value) for name, value in _reference_slots(None, turn.language).items()]
+        cleared = [SlotSet(name, value) for name, value in _reference_slots(None).items()]
         return [*turn.events(), *cleared, SlotSet("looked_up_case", case.reference), SlotSet("case_attempts", 0)]
 
     @staticmethod
@@ -123,5 +135,5 @@ class ActionCaseStatus(Action):
         if attempts >= MAX_UNKNOWN_RETRIES:
             return hand_off(turn, "unknown_case", response="utter_case_unknown_handoff")
         turn.say("utter_case_unknown_retry", case_reference_spoken=spoken)
-        cleared = [SlotSet(name, value) for name, value in _reference_slots(None, turn.language).items()]
+        cleared = [SlotSet(name, value) for name, value in _reference_slots(None).items()]
         return [*turn.events(), *cleared, SlotSet("case_attempts", attempts + 1), FollowupAction("case_status_form")]

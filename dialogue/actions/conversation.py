@@ -25,10 +25,8 @@ from dialogue.actions.common import (
 # Intents answered by one plain response (in the caller's language).
 PLAIN_RESPONSES = {
     "greet": "utter_greet",
-    "out_of_scope": "utter_out_of_scope",
     "deny": "utter_anything_else",
     "affirm": "utter_how_can_i_help",
-    "thank": "utter_anything_else",
 }
 
 
@@ -50,7 +48,7 @@ class ActionSessionStart(Action):
 
 
 class ActionRespond(Action):
-    """Greeting, out-of-scope, yes/no outside a form: one response, or the language question first."""
+    """Greeting, yes/no outside a form: one response, or the language question first."""
 
     def name(self) -> str:
         return "action_respond"
@@ -63,8 +61,8 @@ class ActionRespond(Action):
         intent = latest_intent(tracker) or "out_of_scope"
         if intent == "affirm" and tracker.get_slot("human_offered"):
             return hand_off(turn, "caller_request")
-        turn.say(PLAIN_RESPONSES.get(intent, "utter_out_of_scope"))
-        return turn.events(offered_human=intent == "out_of_scope")
+        turn.say(PLAIN_RESPONSES.get(intent, "utter_how_can_i_help"))
+        return turn.events()
 
 
 class ActionChooseLanguage(Action):
@@ -113,7 +111,8 @@ class ActionHandoff(Action):
 
 
 class ActionFallback(Action):
-    """Not understood: say so and offer options; after VOICEBOT_MAX_FALLBACKS in a row, a person."""
+    """Not understood or out of scope: say so and offer a person; after VOICEBOT_MAX_FALLBACKS such
+    turns in a row, hand over."""
 
     def name(self) -> str:
         return "action_fallback"
@@ -125,7 +124,7 @@ class ActionFallback(Action):
             return turn.events()
         if consecutive_fallbacks(tracker) >= max_fallbacks():
             return hand_off(turn, "repeated_fallback")
-        turn.say("utter_default")
+        turn.say("utter_out_of_scope" if latest_intent(tracker) == "out_of_scope" else "utter_default")
         return turn.events(offered_human=True)
 
 

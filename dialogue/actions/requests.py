@@ -26,7 +26,7 @@ MIN_FREE_TEXT_LETTERS = 2
 
 
 def speakable_ticket(number: str) -> str:
-    """"T-000123" -> "T, 0, 0, 0, 1, 2, 3": read back one character at a time."""
+    """ "T-000123" -> "T, 0, 0, 0, 1, 2, 3": read back one character at a time."""
     return ", ".join(character for character in number if character.isalnum())
 
 
@@ -66,7 +66,9 @@ class ValidateServiceRequestForm(LanguageAwareValidation):
         return self._free_text_slot("request_description", dispatcher, tracker, domain)
 
     @staticmethod
-    def _free_text_slot(slot: str, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Domain) -> dict[str, Any]:
+    def _free_text_slot(
+        slot: str, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Domain
+    ) -> dict[str, Any]:
         if is_interruption(tracker) or tracker.get_slot("requested_slot") != slot:
             return {}
         text = free_text(tracker)

@@ -58,7 +58,7 @@ def test_simulate_default_call_writes_stereo_wav_and_json(rasa_service: RasaServ
     assert result.returncode == 0, result.stderr
     document = json.loads(next(tmp_path.glob("sim-*.json")).read_text())
     caller_turns = [t for t in document["turns"] if t["turn"] > 0]
-    assert [t["intent"] for t in caller_turns] == ["greet", "ask_opening_hours", "goodbye"]
+    assert [t["intent"] for t in caller_turns] == ["greet", "faq", "goodbye", "inform"]
     assert all(set(t["timings_ms"]) >= {"asr_ms", "dialogue_ms", "tts_first_audio_ms"} for t in caller_turns)
     assert document["outcome"] == "hangup-by-bot"
     info = sf.info(document["stereo_wav"])
@@ -68,14 +68,19 @@ def test_simulate_default_call_writes_stereo_wav_and_json(rasa_service: RasaServ
 
 
 @pytest.mark.rasa
-def test_conversation_tests_pass_and_write_junit(rasa_service: RasaService, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("folder", "model"), [("en", "tiny.en"), ("fr", "base")])
+def test_conversation_tests_pass_and_write_junit(
+    rasa_service: RasaService, tmp_path: Path, folder: str, model: str
+) -> None:
     junit = tmp_path / "junit.xml"
+    dialogues = DIALOGUES / folder
     result = voicebot(
-        "test", str(DIALOGUES), "--junit", str(junit), "--rasa-url", rasa_service.url, token=rasa_service.auth_token
-    )
+        "test", str(dialogues), "--model", model, "--junit", str(junit), "--rasa-url", rasa_service.url,
+        token=rasa_service.auth_token,
+    )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     suite = ET.parse(junit).getroot()
-    assert suite.get("tests") == str(len(list(DIALOGUES.glob("*.yaml"))))
+    assert suite.get("tests") == str(len(list(dialogues.glob("*.yaml"))))
     assert suite.get("failures") == "0"
     assert "passed, 0 failed" in result.stdout
 
@@ -92,7 +97,7 @@ def test_a_failing_expectation_fails_the_run(rasa_service: RasaService, tmp_path
         "test", str(dialogue), "--junit", str(junit), "--rasa-url", rasa_service.url, token=rasa_service.auth_token
     )
     assert result.returncode == 1
-    assert "intent 'ask_opening_hours', expected 'goodbye'" in result.stdout
+    assert "intent 'faq', expected 'goodbye'" in result.stdout
     assert "reply lacks 'bananas'" in result.stdout
     assert ET.parse(junit).getroot().get("failures") == "1"
 

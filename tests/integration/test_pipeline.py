@@ -66,12 +66,12 @@ async def test_sample_call_greets_answers_the_faq_and_hangs_up(runtime: Runtime)
 
     result = await simulate_call(runtime, read_wav(DEFAULT_CALLER), ChannelSpec(8000, "pcmu"))
     intents = [e.intent for e in result.events if isinstance(e, ev.DialogueReplied)]
-    assert intents == ["greet", "ask_opening_hours", "goodbye"]
+    assert intents == ["greet", "faq", "goodbye", "inform"]
     prompts = [e.prompt for e in result.events if isinstance(e, ev.BotSpeechStarted) and e.prompt]
     assert prompts[:2] == ["disclosure", "greeting"]
     assert result.outcome == "hangup-by-bot"
     timings = [e for e in result.events if isinstance(e, ev.TurnTimings)]
-    assert len(timings) == 3
+    assert len(timings) == 4
     assert all(t.asr_ms > 0 and t.dialogue_ms > 0 and t.tts_first_audio_ms > 0 for t in timings)
 
 

@@ -117,7 +117,21 @@ async def test_tracker_is_read_with_token_and_quoted_call_id() -> None:
     assert tracker_request.method == "GET"
     assert tracker_request.url.raw_path.decode().startswith("/conversations/call%2F42/tracker?")
     assert tracker_request.url.params["token"] == "secret"
-    assert tracker_request.url.params["include_events"] == "NONE"
+    assert tracker_request.url.params["include_events"] == "AFTER_RESTART"
+
+
+async def test_intent_comes_from_the_last_user_event_not_the_stale_latest_message() -> None:
+    tracker = {
+        "latest_message": {"intent": {"name": "case_status", "confidence": 0.99}},  # what Rasa 3.6 shows inside a form
+        "events": [
+            {"event": "user", "parse_data": {"intent": {"name": "case_status", "confidence": 0.99}}},
+            {"event": "user", "parse_data": {"intent": {"name": "affirm", "confidence": 0.93}}},
+            {"event": "bot", "text": "Your passport is ready."},
+        ],
+    }
+    async with client(fake_rasa([{"text": "Your passport is ready."}], tracker)) as rasa:
+        reply = await rasa.send("yes", CONTEXT)
+    assert (reply.intent, reply.confidence) == ("affirm", 0.93)
 
 
 async def test_without_token_the_tracker_is_not_read() -> None:

@@ -1,0 +1,104 @@
+"""NLU quality on held-out examples (dialogue/rasa/tests/nlu_heldout_{en,fr}.yml, never trained on),
+scored through the running server's /model/parse."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from dialogue.rasa_service import RasaService
+from dialogue.references import normalise_reference
+
+pytestmark = pytest.mark.rasa
+
+HELDOUT_DIR = Path(__file__).resolve().parents[2] / "dialogue" / "rasa" / "tests"
+ANNOTATION = re.compile(r'\[([^\]]+)\](?:\{"entity": "reference", "value": "([^"]+)"\}|\(reference\))')
+MIN_MACRO_F1 = 0.90
+MIN_REFERENCE_ACCURACY = 0.95
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    intent: str
+    reference: str | None
+
+
+def heldout_examples(language: str) -> list[Example]:
+    data = yaml.safe_load((HELDOUT_DIR / f"nlu_heldout_{language}.yml").read_text())
+    examples = []
+    for block in data["nlu"]:
+        for line in block["examples"].splitlines():
+            raw = line.strip().removeprefix("- ").strip()
+            if not raw:
+                continue
+            match = ANNOTATION.search(raw)
+            reference = (match.group(2) or match.group(1)) if match else None
+            text = ANNOTATION.sub(lambda m: m.group(1), raw)
+            examples.append(Example(text, block["intent"], reference))
+    return examples
+
+
+def parse(service: RasaService, text: str) -> dict:
+    response = httpx.post(
+        f"{service.url}/model/parse", params={"token": service.auth_token}, json={"text": text}, timeout=10.0
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+def macro_f1(truth: list[str], predicted: list[str]) -> float:
+    labels = set(truth) | set(predicted)
+    pairs = Counter(zip(truth, predicted, strict=True))
+    scores = []
+    for label in labels:
+        true_positives = pairs[(label, label)]
+        predicted_count = sum(count for (_, guess), count in pairs.items() if guess == label)
+        actual_count = sum(count for (real, _), count in pairs.items() if real == label)
+        precision = true_positives / predicted_count if predicted_count else 0.0
+        recall = true_positives / actual_count if actual_count else 0.0
+        scores.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+    return sum(scores) / len(scores)
+
+
+def test_macro_f1_is_computed_like_sklearn() -> None:
+    # Hand-checked: a (P=1/2, R=1/2 -> 1/2), b (P=1/2, R=1 -> 2/3), c (P=0, R=0 -> 0) -> mean 7/18
+    assert macro_f1(["a", "a", "b", "c"], ["a", "b", "b", "a"]) == pytest.approx(7 / 18, abs=1e-9)
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_heldout_intents_reach_the_macro_f1_target(rasa_service: RasaService, language: str) -> None:
+    examples = heldout_examples(language)
+    assert len({example.intent for example in examples}) >= 12 and len(examples) >= 90
+    predicted = [parse(rasa_service, example.text)["intent"]["name"] for example in examples]
+    score = macro_f1([example.intent for example in examples], predicted)
+    misses = [(e.text, e.intent, p) for e, p in zip(examples, predicted, strict=True) if e.intent != p]
+    assert score >= MIN_MACRO_F1, f"{language} intent macro-F1 {score:.3f}; misclassified: {misses}"
+
+
+def extracted_reference(service: RasaService, text: str, language: str) -> str | None:
+    """What the case form would keep: the reference in the whole text, else the regex entity, normalised."""
+    found = normalise_reference(text, language)
+    if found:
+        return found
+    entities = [e["value"] for e in parse(service, text).get("entities", []) if e["entity"] == "reference"]
+    return next((ref for ref in (normalise_reference(value, language) for value in entities) if ref), None)
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_heldout_case_numbers_are_extracted(rasa_service: RasaService, language: str) -> None:
+    examples = heldout_examples(language)
+    with_reference = [example for example in examples if example.reference]
+    assert len(with_reference) >= 8
+    got = [(e.text, e.reference, extracted_reference(rasa_service, e.text, language)) for e in with_reference]
+    accuracy = sum(expected == found for _, expected, found in got) / len(got)
+    assert accuracy >= MIN_REFERENCE_ACCURACY, [row for row in got if row[1] != row[2]]
+    without = [example.text for example in examples if not example.reference]
+    false_positives = [text for text in without if normalise_reference(text, language)]
+    assert len(false_positives) <= 0.05 * len(without), false_positives
