@@ -323,8 +323,10 @@ class KnowledgeBase:
             weights = {term: self._idf(conn, term, language) for term in terms}
         matches = []
         for *fields, question_terms, answer_terms, relevance in rows:
-            coverage = _coverage(weights, set(question_terms.split()), set(answer_terms.split()))
-            if coverage >= MIN_COVERAGE:
+            asked = set(question_terms.split())
+            coverage = _coverage(weights, asked, set(answer_terms.split()))
+            # Words that only occur in an answer ("open", "now") never make an entry relevant on their own.
+            if coverage >= MIN_COVERAGE and any(_term_matches(t, known) for t in weights for known in asked):
                 matches.append(KbMatch(entry=_entry_from_row(fields), score=round(coverage * relevance, 4)))
         matches.sort(key=lambda match: match.score, reverse=True)
         return matches[:limit]

@@ -129,7 +129,7 @@ class Catalogue:
     def voice_by_name(self, name: str) -> TextToSpeech:
         """A voice by name: joe, espeak:<lang> or a path to a Piper .onnx (tests and tools)."""
         if name in BUILTIN_PIPER_VOICES:
-            return self._cached(name, lambda: PiperTTS(BUILTIN_PIPER_VOICES[name](), "en"))
+            return self._cached(name, lambda: PiperTTS(BUILTIN_PIPER_VOICES[name](), "en", deterministic=True))
         if name.startswith("espeak:"):
             return self._cached(name, lambda: EspeakTTS(name.removeprefix("espeak:")))
         if name.endswith(".onnx"):

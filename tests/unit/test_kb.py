@@ -215,3 +215,11 @@ def test_default_database_lives_in_the_state_dir(tmp_path: Path, monkeypatch: py
     kb = KnowledgeBase()
     assert kb.db_path == tmp_path / "state" / "kb.sqlite"
     assert kb.db_path.exists()
+
+
+def test_words_found_only_in_answers_never_make_an_entry_relevant(tmp_path: Path) -> None:
+    kb = KnowledgeBase(tmp_path / "kb.sqlite")
+    kb.ensure_seeded(SEED_DIR)
+    # "opening" and "now" both occur in the street-light answer ("open a ticket ... right now"), in no question
+    assert kb.search("what are your opening now is", "en") == []
+    assert kb.search("what are your opening hours", "en")[0].entry.id == "opening_hours"

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import onnxruntime
-from piper.config import PiperConfig
+from piper.config import PiperConfig, SynthesisConfig
 from piper.voice import PiperVoice
 
 from voicebot.audio import AudioChunk
@@ -70,8 +70,11 @@ def _session(model_path: Path, threads: int) -> onnxruntime.InferenceSession:
 class PiperTTS:
     """A Piper voice; output at the voice's native rate (22050 Hz for joe)."""
 
-    def __init__(self, model_path: Path, language: str, threads: int = 1) -> None:
+    def __init__(self, model_path: Path, language: str, threads: int = 1, deterministic: bool = False) -> None:
+        """`deterministic` turns off VITS's sampling noise: the same text always gives the same audio
+        (for test callers; the bot's own voice keeps its natural variation)."""
         self.model_path = Path(model_path)
+        self._syn_config = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0) if deterministic else None
         config = _load_config(self.model_path)
         # PiperVoice.load() takes no session options; build the voice ourselves to cap the threads.
         self._voice = PiperVoice(config=config, session=_session(self.model_path, threads))
@@ -82,7 +85,7 @@ class PiperTTS:
         if not text.strip():
             return
         try:
-            for chunk in self._voice.synthesize(text):
+            for chunk in self._voice.synthesize(text, syn_config=self._syn_config):
                 yield AudioChunk(chunk.audio_int16_bytes, chunk.sample_rate)
         except Exception as exc:
             raise EngineError(f"Piper synthesis failed for {self.model_path.name}: {exc}") from exc
