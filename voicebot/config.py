@@ -19,7 +19,7 @@ class SpeechSettings:
     stt_model: str = "tiny.en"
     stt_threads: int = 2
     beam_size: int = 1
-    encoder_window_s: float = 10.0  # 0 = Whisper's full 30 s window (slower, no more accurate here)
+    encoder_window_s: float = 10.0  # 0 = Whisper's full 30 s window (3x slower; see bench/asr_window.py)
     vad: str = "webrtc"  # webrtc (cheap gate) or silero (better turn-taking)
     webrtc_mode: int = 2
     silero_threshold: float = 0.5
