@@ -11,20 +11,15 @@ import datetime as dt
 import json
 import os
 import re
-import sqlite3
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
-import sqlite_utils
-
 from dialogue.references import speakable_reference
-from dialogue.state import DATA_DIR, state_dir
+from dialogue.state import DATA_DIR, open_database, state_dir
 
 REFERENCE_RE = re.compile(r"^[A-Z]{2}-[0-9]{5}$")
 DIGITS_RE = re.compile(r"^[0-9]{5}$")
@@ -109,27 +104,18 @@ class SqliteCaseBackend:
         self.db_path = db_path or state_dir() / "cases.sqlite"
         self.seed_csv = seed_csv or DATA_DIR / "cases.csv"
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        with self._database() as db:
+        with open_database(self.db_path) as db:
             table = db.table("cases")
             if not table.exists() or table.count == 0:
                 rows = [{**asdict(case), "details": json.dumps(case.details)} for case in read_cases_csv(self.seed_csv)]
                 table.insert_all(rows, pk="reference", replace=True)
                 table.create_index(["status"], if_not_exists=True)
 
-    @contextmanager
-    def _database(self) -> Iterator[sqlite_utils.Database]:
-        conn = sqlite3.connect(self.db_path, timeout=10.0)
-        try:
-            with conn:
-                yield sqlite_utils.Database(conn)
-        finally:
-            conn.close()
-
     def lookup(self, reference: str) -> CaseStatus | None:
         key = _canonical(reference)
         if key is None:
             return None
-        with self._database() as db:
+        with open_database(self.db_path) as db:
             if DIGITS_RE.match(key):
                 rows = list(db.table("cases").rows_where("substr(reference, 4) = ?", [key], limit=2))
             else:

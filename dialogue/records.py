@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import sqlite3
 import unicodedata
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlite_utils
-
-from dialogue.state import state_dir
+from dialogue.state import open_database, state_dir
 
 LANGUAGES = ("en", "fr")
 TICKET_NUMBER_RE = re.compile(r"^T-(\d{6,})$", re.IGNORECASE)
@@ -68,18 +63,9 @@ class _RecordsDb:
     def __init__(self, db_path: Path | None = None) -> None:
         self.db_path = db_path or state_dir() / "records.sqlite"
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        with self._database() as db:
+        with open_database(self.db_path) as db:
             db.conn.execute("PRAGMA journal_mode=WAL")
             db.conn.executescript(SCHEMA)
-
-    @contextmanager
-    def _database(self) -> Iterator[sqlite_utils.Database]:
-        conn = sqlite3.connect(self.db_path, timeout=10.0)
-        try:
-            with conn:
-                yield sqlite_utils.Database(conn)
-        finally:
-            conn.close()
 
 
 class TicketStore(_RecordsDb):
@@ -90,7 +76,7 @@ class TicketStore(_RecordsDb):
         _check_language(language)
         row = {"category": category, "location": location.strip(), "description": description.strip(),
                "language": language, "call_id": call_id, "created": _now()}  # fmt: skip
-        with self._database() as db:
+        with open_database(self.db_path) as db:
             row_id = db.table("tickets").insert(row).last_rowid
         if row_id is None:
             raise RuntimeError(f"{self.db_path}: the ticket was not stored")
@@ -100,7 +86,7 @@ class TicketStore(_RecordsDb):
         match = TICKET_NUMBER_RE.match(number.strip())
         if match is None:
             return None
-        with self._database() as db:
+        with open_database(self.db_path) as db:
             rows = list(db.table("tickets").rows_where("id = ?", [int(match.group(1))]))
         if not rows:
             return None
@@ -113,12 +99,12 @@ class FeedbackStore(_RecordsDb):
         if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
             raise ValueError(f"rating must be a whole number from 1 to 5, got {rating!r}")
         _check_language(language)
-        with self._database() as db:
+        with open_database(self.db_path) as db:
             db.table("feedback").insert({"call_id": call_id, "rating": rating, "language": language, "created": _now()})
 
     def ratings(self) -> list[tuple[str, int]]:
         """(call_id, rating) in the order they were given."""
-        with self._database() as db:
+        with open_database(self.db_path) as db:
             return [(row["call_id"], row["rating"]) for row in db.table("feedback").rows_where(order_by="id")]
 
 
