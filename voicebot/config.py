@@ -24,8 +24,8 @@ class SpeechSettings:
     webrtc_mode: int = 2
     silero_threshold: float = 0.5
     start_ms: int = 60
-    speculate_after_ms: int = 100
-    end_silence_ms: int = 400
+    speculate_after_ms: int = 60  # start transcribing this far into a silence (dropped if speech resumes)
+    end_silence_ms: int = 360  # end of turn; bench/pipeline.py measured this against 400 ms
     min_speech_ms: int = 200
     max_utterance_ms: int = 20000
     language_threshold: float = 0.6  # below this the detected language is not trusted

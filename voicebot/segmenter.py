@@ -32,8 +32,8 @@ class EndpointConfig:
         frame_ms: int,
         *,
         start_ms: int = 60,
-        speculate_after_ms: int = 100,
-        end_silence_ms: int = 400,
+        speculate_after_ms: int = 60,
+        end_silence_ms: int = 360,
         min_speech_ms: int = 200,
         max_utterance_ms: int = 20000,
     ) -> EndpointConfig:
