@@ -18,10 +18,10 @@ from dialogue.actions.common import (
     Events,
     LanguageAwareValidation,
     Turn,
+    answering,
     current_language,
     dtmf_digits,
     hand_off,
-    is_interruption,
     latest_intent,
     latest_text,
 )
@@ -63,9 +63,9 @@ class ValidateCaseStatusForm(LanguageAwareValidation):
     async def extract_case_reference(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Domain
     ) -> dict[str, Any]:
-        requested = tracker.get_slot("requested_slot")
-        if is_interruption(tracker) or requested not in (None, "case_reference"):
+        if not answering(tracker, "case_reference", or_form_start=True):
             return {}
+        requested = tracker.get_slot("requested_slot")
         if requested is None and tracker.get_slot("case_reference"):
             return {}
         reference = reference_in_message(tracker)
@@ -78,7 +78,7 @@ class ValidateCaseStatusForm(LanguageAwareValidation):
     async def extract_case_confirmed(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Domain
     ) -> dict[str, Any]:
-        if is_interruption(tracker) or tracker.get_slot("requested_slot") != "case_confirmed":
+        if not answering(tracker, "case_confirmed"):
             return {}
         answer = yes_or_no(tracker)
         corrected = reference_in_message(tracker)

@@ -91,6 +91,14 @@ def is_interruption(tracker: Tracker) -> bool:
     return latest_intent(tracker) in INTERRUPTING_INTENTS or (dtmf_digits(tracker) or "").startswith("0")
 
 
+def answering(tracker: Tracker, slot: str, or_form_start: bool = False) -> bool:
+    """True when this message answers the form's question for `slot` (or, with `or_form_start`, opens the
+    form and may already carry the value) and is not an interruption."""
+    requested = tracker.get_slot("requested_slot")
+    asked = requested == slot or (or_form_start and requested is None)
+    return asked and not is_interruption(tracker)
+
+
 def consecutive_fallbacks(tracker: Tracker) -> int:
     """Turns in a row answered by the fallback action, counting the one being answered now."""
     first_actions: list[str | None] = []

@@ -13,9 +13,9 @@ from dialogue.actions.common import (
     Events,
     LanguageAwareValidation,
     Turn,
+    answering,
     current_language,
     dtmf_digits,
-    is_interruption,
     latest_intent,
     latest_text,
 )
@@ -45,9 +45,9 @@ class ValidateServiceRequestForm(LanguageAwareValidation):
     async def extract_request_category(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Domain
     ) -> dict[str, Any]:
-        requested = tracker.get_slot("requested_slot")
-        if is_interruption(tracker) or requested not in (None, "request_category"):
+        if not answering(tracker, "request_category", or_form_start=True):
             return {}
+        requested = tracker.get_slot("requested_slot")
         category = normalise_category(latest_text(tracker))
         if requested is None:
             return {"request_category": category} if category else {}
@@ -69,7 +69,7 @@ class ValidateServiceRequestForm(LanguageAwareValidation):
     def _free_text_slot(
         slot: str, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Domain
     ) -> dict[str, Any]:
-        if is_interruption(tracker) or tracker.get_slot("requested_slot") != slot:
+        if not answering(tracker, slot):
             return {}
         text = free_text(tracker)
         if text is None:
@@ -106,7 +106,7 @@ class ValidateRatingForm(LanguageAwareValidation):
     async def extract_rating(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Domain
     ) -> dict[str, Any]:
-        if is_interruption(tracker) or tracker.get_slot("requested_slot") != "rating":
+        if not answering(tracker, "rating"):
             return {}
         if latest_intent(tracker) == "deny":
             return {"rating": 0}
