@@ -201,6 +201,30 @@ def cmd_dialogue(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- serve ---------------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from voicebot.serve import serve
+
+    settings = load_settings(args.config)
+    if args.model:
+        settings = settings.replace("speech", stt_model=args.model)
+    if args.rasa_url:
+        settings = settings.replace("dialogue", rasa_url=args.rasa_url)
+    sip_changes = {k: v for k, v in (("workers", args.workers), ("host", args.host), ("port", args.port)) if v}
+    if sip_changes:
+        settings = settings.replace("sip", **sip_changes)
+    worker_args = ["--rasa-url", settings.dialogue.rasa_url, "--model", settings.speech.stt_model]
+    if args.config:
+        worker_args += ["--config", str(Path(args.config).resolve())]
+    if args.verbose:
+        worker_args.append("-v")
+    if args.events:
+        worker_args += ["--events", str(Path(args.events).resolve())]
+    return serve(settings, worker_args, progress)
+
+
 # --- parser --------------------------------------------------------------------------------------------
 
 
@@ -252,6 +276,16 @@ def build_parser() -> argparse.ArgumentParser:
     dialogue.add_argument("--force", action="store_true", help="train even when data and config are unchanged")
     dialogue.add_argument("--config")
     dialogue.set_defaults(func=cmd_dialogue)
+
+    srv = sub.add_parser("serve", help="answer phone calls: Rasa, SIP workers and (with --workers > 1) Kamailio")
+    srv.add_argument("--config", help="YAML settings file (default: embedded defaults, or $VOICEBOT_CONFIG)")
+    srv.add_argument("--workers", type=int, help="SIP worker processes, 4 calls each (default: sip.workers)")
+    srv.add_argument("--host", help="SIP address callers reach (default: sip.host)")
+    srv.add_argument("--port", type=int, help="SIP port callers reach (default: sip.port)")
+    srv.add_argument("--model", help="Whisper model")
+    srv.add_argument("--rasa-url", help="use this running Rasa server instead of starting one")
+    srv.add_argument("--events", help="append every call event to this JSONL file")
+    srv.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from voicebot.ports import ConfigError
+from voicebot.sip_settings import SipSettings
 from voicebot.yamlfile import read_mapping
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +54,7 @@ class Settings:
     speech: SpeechSettings = field(default_factory=SpeechSettings)
     dialogue: DialogueSettings = field(default_factory=DialogueSettings)
     call: CallSettings = field(default_factory=CallSettings)
+    sip: SipSettings = field(default_factory=SipSettings)
     models_dir: Path = REPO_ROOT / ".cache" / "models"
     prompts_file: Path = REPO_ROOT / "data" / "prompts.yaml"
     voices_file: Path = REPO_ROOT / "voices" / "voices.yaml"
@@ -108,7 +110,7 @@ def _typed(section: Any, values: dict[str, Any], where: str) -> dict[str, Any]:
         if name not in known:
             raise ConfigError(f"{where}.{name}: unknown setting (known: {', '.join(sorted(known))})")
         current = getattr(section, name)
-        if isinstance(current, Path):
+        if isinstance(current, Path) or (current is None and "Path" in str(known[name].type)):
             value = Path(value)
         elif isinstance(current, tuple):
             value = tuple(value)

@@ -1,0 +1,156 @@
+"""The asyncio side of a SIP worker: one CallSession per answered call, on an event-loop thread.
+
+pjsua2 objects never reach this thread: the session talks to its call through `SipControl`, which posts
+commands to the pj thread. Caller audio arrives from pjmedia's clock thread via `call_soon_threadsafe`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from voicebot.audio import AudioChunk, AudioFormat
+from voicebot.compose import Runtime
+from voicebot.ports import EventSink, Handoff
+from voicebot.session import CallSession
+
+log = logging.getLogger(__name__)
+
+Post = Callable[[Callable[[], None]], None]  # runs a function on the pj thread
+
+
+@dataclass
+class CallLink:
+    """One call as both threads see it. `pj` fields are touched only on the pj thread."""
+
+    call_id: str
+    caller: str
+    rate: int
+    pj_call: Any = None
+    port: Any = None
+    media: Any = None
+    session: CallSession | None = None
+    ended: bool = False  # the SIP call is gone
+    pj_state: dict[str, Any] = field(default_factory=dict)
+
+
+class SipControl:
+    """CallControl for a SIP call: the session's transfer and hang-up become pj-thread commands."""
+
+    def __init__(self, link: CallLink, post: Post, on_transfer: Callable[[CallLink, Handoff], None],
+                 on_hangup: Callable[[CallLink, str], None]) -> None:  # fmt: skip
+        self._link, self._post = link, post
+        self._on_transfer, self._on_hangup = on_transfer, on_hangup
+
+    def transfer(self, handoff: Handoff) -> None:
+        self._post(lambda: self._on_transfer(self._link, handoff))
+
+    def hangup(self, reason: str) -> None:
+        self._post(lambda: self._on_hangup(self._link, reason))
+
+
+class CallHost:
+    def __init__(self, runtime: Runtime, sink: EventSink) -> None:
+        self.runtime = runtime
+        self.sink = sink
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="calls", daemon=True)
+        self._sessions: dict[str, CallSession] = {}
+
+    def start(self, warm_up: bool = True) -> None:
+        self._thread.start()
+        if warm_up:
+            self.submit(self.runtime.warm_up(self.rate)).result()
+
+    @property
+    def rate(self) -> int:
+        return 16000
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def submit(self, coro: Coroutine[Any, Any, Any]) -> Future[Any]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    @property
+    def active(self) -> int:
+        return len(self._sessions)
+
+    # --- called on the pj thread -----------------------------------------------------------------
+
+    def open_call(self, link: CallLink, control: SipControl, language: str | None = None) -> None:
+        self.submit(self._open(link, control, language))
+
+    def caller_hung_up(self, link: CallLink) -> None:
+        self.loop.call_soon_threadsafe(self._close, link.call_id, "hangup-by-caller")
+
+    def dtmf(self, link: CallLink, digit: str) -> None:
+        session = link.session
+        if session is not None:
+            self.loop.call_soon_threadsafe(session.dtmf, digit)
+
+    def say_then(self, link: CallLink, prompt: str, then: Callable[[], None], post: Post) -> None:
+        """Play a cached prompt to the caller (after the session ended too), then run `then` on the pj thread."""
+        self.submit(self._say_then(link, prompt, then, post))
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        async def close_all() -> None:
+            for call_id in list(self._sessions):
+                self._close(call_id, "worker-shutdown")
+            await self.runtime.aclose()
+
+        try:
+            self.submit(close_all()).result(timeout_s)
+        except Exception:
+            log.exception("closing the call sessions failed")
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout_s)
+
+    # --- on the loop -----------------------------------------------------------------------------
+
+    async def _open(self, link: CallLink, control: SipControl, language: str | None) -> None:
+        session = self.runtime.session(link.call_id, AudioFormat(link.rate), control, self.sink, link.caller, language)
+        link.session = session
+        self._sessions[link.call_id] = session
+        loop, rate = self.loop, link.rate
+
+        def caller_audio(data: bytes) -> None:  # pjmedia's clock thread
+            loop.call_soon_threadsafe(session.feed, AudioChunk(data, rate))
+
+        link.port.attach(caller_audio, session.playout.read)
+        await session.start()
+        if link.ended:  # the caller hung up while the session was being built
+            self._close(link.call_id, "hangup-by-caller")
+
+    def _close(self, call_id: str, outcome: str) -> None:
+        session = self._sessions.pop(call_id, None)
+        if session is not None and not session.ended:
+            self._spawn(session.close(outcome))
+        elif session is not None:
+            session.playout.flush()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = self.loop.create_task(coro)
+        task.add_done_callback(_log_failure)
+
+    async def _say_then(self, link: CallLink, prompt: str, then: Callable[[], None], post: Post) -> None:
+        session = link.session
+        try:
+            if session is not None and not link.ended:
+                language = session.language.current
+                session.playout.push(session.engines.prompts.get(prompt, language))
+                await session.playout.mark()
+                await asyncio.sleep(0.2)  # the last frames are still in pjmedia's buffers
+        finally:
+            post(then)
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("call task failed", exc_info=task.exception())

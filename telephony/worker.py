@@ -1,0 +1,263 @@
+"""A SIP worker: one process owning pjsua2 (at most 4 calls), answering calls into CallSessions.
+
+The process's main thread owns pj: it pumps `libHandleEvents`, runs the commands other threads post,
+and checks call timers. Sessions run on the CallHost's event-loop thread; engines in its executors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pjsua2 as pj
+
+from telephony.admission import AdmissionGuard, parse_networks
+from telephony.call_host import CallHost, CallLink, SipControl
+from telephony.pjsip import CLOCK_RATE, BotCall, Endpoint, PortPool
+from telephony.transfer import Transfers
+from voicebot.sip_settings import SipSettings
+
+log = logging.getLogger(__name__)
+
+TIMER_PERIOD_S = 0.5
+
+
+class SipWorker:
+    def __init__(self, settings: SipSettings, host: CallHost, bind_host: str, bind_port: int, name: str = "w0") -> None:
+        self.settings = settings
+        self.host = host
+        self.name = name
+        self.endpoint = Endpoint(settings, bind_host, bind_port)
+        self.guard = AdmissionGuard(
+            parse_networks(settings.allow), settings.invite_rate_per_s, min(settings.max_calls, 4), time.monotonic
+        )
+        self.pool = PortPool(f"{name}-port")
+        self.links: dict[int, CallLink] = {}  # pj call id -> link, answered calls only
+        self.calls: dict[int, BotCall] = {}  # every pj call we hold a reference to (refused ones too)
+        self.transfers = Transfers(self)
+        self._commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._later: list[tuple[float, Callable[[], None]]] = []
+        self._next_timer = 0.0
+        self._serial = 0
+        self.draining = False
+
+    # --- main loop -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.endpoint.start(self._on_incoming)
+        log.info("SIP worker %s listening on %s:%d", self.name, self.endpoint.bind_host, self.endpoint.bind_port)
+
+    def run(self, should_stop: Callable[[], bool]) -> None:
+        while not should_stop():
+            self.step()
+        self.drain()
+
+    def step(self, timeout_ms: int = 10) -> None:
+        self.endpoint.handle_events(timeout_ms)
+        self._run_commands()
+        now = time.monotonic()
+        if now >= self._next_timer:
+            self._next_timer = now + TIMER_PERIOD_S
+            self._check_calls(now)
+
+    def post(self, command: Callable[[], None]) -> None:
+        """Thread-safe: run `command` on the pj thread."""
+        self._commands.put(command)
+
+    def later(self, delay_s: float, command: Callable[[], None]) -> None:
+        """pj thread only."""
+        self._later.append((time.monotonic() + delay_s, command))
+
+    def _run_commands(self) -> None:
+        due = [c for c in self._later if c[0] <= time.monotonic()]
+        if due:
+            self._later = [c for c in self._later if c[0] > time.monotonic()]
+        commands = [c for _, c in due]
+        while not self._commands.empty():
+            commands.append(self._commands.get_nowait())
+        for command in commands:
+            try:
+                command()
+            except Exception:
+                log.exception("worker %s: command failed", self.name)
+
+    def drain(self, timeout_s: float = 10.0) -> None:
+        """Stop taking calls, let the current ones end (or hang them up at the deadline)."""
+        self.draining = True
+        deadline = time.monotonic() + timeout_s
+        while self.calls and time.monotonic() < deadline:
+            self.step()
+        if self.calls:
+            log.warning("worker %s: hanging up %d calls at shutdown", self.name, len(self.calls))
+            self.endpoint.ep.hangupAllCalls()
+            for _ in range(50):
+                self.step()
+
+    # --- incoming calls --------------------------------------------------------------------------
+
+    def _on_incoming(self, call_id: int, source: str) -> None:
+        call = BotCall(self.endpoint.account, self, call_id)
+        self.calls[call_id] = call
+        refusal = self.guard.check(source, self._slots_in_use())
+        if self.draining:
+            refusal = refusal or _unavailable()
+        if refusal is not None:
+            log.warning("worker %s: refused a call from %s: %d %s", self.name, source, refusal.status, refusal.reason)
+            self._answer(call, refusal.status, refusal.reason)
+            return
+        self._serial += 1
+        link = CallLink(f"{self.name}-{self._serial}-{int(time.time())}", source, CLOCK_RATE, pj_call=call)
+        link.pj_state.update(started=time.monotonic(), rx_packets=-1, rx_changed=time.monotonic())
+        self.links[call_id] = link
+        log.info("worker %s: call %s from %s", self.name, link.call_id, source)
+        if not self._answer(call, 200, "OK"):
+            self.links.pop(call_id, None)
+
+    def forget_call(self, pj_id: int) -> None:
+        """Drop our reference on the next loop turn: never destroy a Call inside its own callback."""
+        self.later(0.0, lambda: self._drop(pj_id))
+
+    def _drop(self, pj_id: int) -> None:
+        self.calls.pop(pj_id, None)
+
+    def _slots_in_use(self) -> int:
+        return len(self.calls)
+
+    def _answer(self, call: BotCall, status: int, reason: str) -> bool:
+        op = pj.CallOpParam()
+        op.statusCode = status
+        op.reason = reason
+        try:
+            call.answer(op)
+            return True
+        except pj.Error as exc:
+            log.warning("worker %s: answering %d failed: %s", self.name, status, exc.info())
+            self._hangup_quietly(call, 488)
+            return False
+
+    # --- call callbacks (pj thread) --------------------------------------------------------------
+
+    def on_state(self, call: BotCall) -> None:
+        info = call.getInfo()
+        if info.state != pj.PJSIP_INV_STATE_DISCONNECTED:
+            return
+        call_id = info.id
+        link = self.links.pop(call_id, None)
+        if link is not None:
+            log.info("worker %s: call %s ended (%d %s)", self.name, link.call_id, info.lastStatusCode, info.lastReason)
+            self._disconnect_port(link)
+            link.ended = True
+            self.host.caller_hung_up(link)
+            self.transfers.call_ended(link)
+        self.forget_call(call_id)
+
+    def on_media(self, call: BotCall) -> None:
+        link = self.links.get(call.getId())
+        if link is None or link.port is not None:
+            return
+        info = call.getInfo()
+        for index, media in enumerate(info.media):
+            if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                self._connect_port(link, call, index)
+                self.host.open_call(link, self._control(link))
+                return
+
+    def on_dtmf(self, call: BotCall, digit: str) -> None:
+        link = self.links.get(call.getId())
+        if link is not None:
+            self.host.dtmf(link, digit)
+
+    def on_transfer_status(self, call: BotCall, status: int, final: bool) -> None:
+        link = self.links.get(call.getId())
+        if link is not None:
+            self.transfers.status(link, status, final)
+
+    # --- media -----------------------------------------------------------------------------------
+
+    def _connect_port(self, link: CallLink, call: BotCall, index: int) -> None:
+        port = self.pool.acquire()
+        media = call.getAudioMedia(index)
+        media.startTransmit(port)
+        port.startTransmit(media)
+        link.port, link.media = port, media
+        link.pj_state["media_index"] = index
+
+    def _disconnect_port(self, link: CallLink) -> None:
+        port, media = link.port, link.media
+        if port is None:
+            return
+        port.detach()
+        for source, sink in ((media, port), (port, media)):
+            with contextlib.suppress(pj.Error):  # the call's conference slot may already be gone
+                source.stopTransmit(sink)
+        link.media = None
+        self.pool.release(port)
+
+    # --- session commands (pj thread) ------------------------------------------------------------
+
+    def _control(self, link: CallLink) -> SipControl:
+        return SipControl(link, self.post, self.transfers.start, self.hangup)
+
+    def hangup(self, link: CallLink, reason: str) -> None:
+        if link.ended or link.pj_call is None:
+            return
+        log.info("worker %s: call %s hung up by the bot (%s)", self.name, link.call_id, reason)
+        self._hangup_quietly(link.pj_call, 200)
+
+    def _hangup_quietly(self, call: BotCall, status: int) -> None:
+        op = pj.CallOpParam()
+        op.statusCode = status
+        try:
+            call.hangup(op)
+        except pj.Error as exc:
+            log.debug("hang-up: %s", exc.info())
+
+    def say_then_hangup(self, link: CallLink, prompt: str) -> None:
+        self.host.say_then(link, prompt, lambda: self.hangup(link, prompt), self.post)
+
+    # --- timers ----------------------------------------------------------------------------------
+
+    def _check_calls(self, now: float) -> None:
+        for link in list(self.links.values()):
+            state = link.pj_state
+            if now - state["started"] > self.settings.max_call_s and not state.get("over_time"):
+                state["over_time"] = True
+                log.warning("worker %s: call %s reached the maximum duration", self.name, link.call_id)
+                self.say_then_hangup(link, "time_limit")
+            elif self._rtp_silent_for(link, now) > self.settings.rtp_timeout_s:
+                log.warning("worker %s: call %s: no RTP for %.0f s, hanging up", self.name, link.call_id,
+                            self.settings.rtp_timeout_s)  # fmt: skip
+                self.hangup(link, "rtp-timeout")
+                state["rx_changed"] = now
+        self.transfers.check(now)
+
+    def _rtp_silent_for(self, link: CallLink, now: float) -> float:
+        state = link.pj_state
+        if "media_index" not in state or link.pj_call is None:
+            return now - state["started"]
+        try:
+            packets = link.pj_call.getStreamStat(state["media_index"]).rtcp.rxStat.pkt
+        except pj.Error:
+            return 0.0
+        if packets != state["rx_packets"]:
+            state["rx_packets"], state["rx_changed"] = packets, now
+        return now - state["rx_changed"]
+
+    def shutdown(self) -> None:
+        """Drop every pj object, then destroy the library (no SWIG destructor may run after it)."""
+        self.links.clear()
+        self.calls.clear()
+        self.transfers.clear()
+        self.pool.clear()
+        self.endpoint.account = None
+        self.endpoint.ep.libDestroy()
+
+
+def _unavailable() -> Any:
+    from telephony.admission import Refusal
+
+    return Refusal(503, "Shutting down")

@@ -1,0 +1,92 @@
+"""`python -m telephony.worker_main`: one SIP worker process (started by `voicebot serve`, or by hand).
+
+The main thread owns pjsua2. SIGTERM/SIGINT drain the calls, then the process exits 0 through
+`os._exit` (no SWIG destructor may run after libDestroy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from telephony.call_host import CallHost
+from telephony.worker import SipWorker
+from voicebot.compose import build_runtime
+from voicebot.config import Settings, load_settings
+from voicebot.ports import ConfigError, EventSink
+from voicebot.sinks import FanOut, JsonlSink, LogSink
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="telephony.worker_main", description="one voicebot SIP worker")
+    parser.add_argument("--config", help="YAML settings file")
+    parser.add_argument("--host", help="bind address (default: sip.host)")
+    parser.add_argument("--port", type=int, help="SIP port (default: sip.port)")
+    parser.add_argument("--rtp-port", type=int, help="first RTP port (default: sip.rtp_port)")
+    parser.add_argument("--name", default="w0", help="worker name, used in call ids and logs")
+    parser.add_argument("--rasa-url", help="Rasa REST server (default: dialogue.rasa_url)")
+    parser.add_argument("--model", help="Whisper model")
+    parser.add_argument("--events", help="append every call event to this JSONL file")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every call event")
+    return parser.parse_args(argv)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    if args.rasa_url:
+        settings = settings.replace("dialogue", rasa_url=args.rasa_url)
+    if args.model:
+        settings = settings.replace("speech", stt_model=args.model)
+    if args.rtp_port:
+        settings = settings.replace("sip", rtp_port=args.rtp_port)
+    return settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s [{args.name}] %(name)s: %(message)s")
+    logging.getLogger("voicebot.call").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        settings = settings_from(args)
+        runtime = build_runtime(settings)
+    except ConfigError as exc:
+        print(f"voicebot worker: error: {exc}", file=sys.stderr)
+        return 2
+    sinks: list[EventSink] = [LogSink()]
+    if args.events:
+        sinks.append(JsonlSink(Path(args.events)))
+    host = CallHost(runtime, FanOut(sinks))
+    worker = SipWorker(settings.sip, host, args.host or settings.sip.host, args.port or settings.sip.port, args.name)
+    stop = {"requested": False}
+
+    def request_stop(signum: int, _frame: object) -> None:
+        logging.getLogger(__name__).info("signal %d: draining calls", signum)
+        stop["requested"] = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        host.start()
+        worker.start()
+        print(f"READY sip:voicebot@{worker.endpoint.bind_host}:{worker.endpoint.bind_port}", flush=True)
+        worker.run(lambda: stop["requested"])
+    except ConfigError as exc:
+        print(f"voicebot worker: error: {exc}", file=sys.stderr)
+        os._exit(2)
+    except Exception:
+        logging.getLogger(__name__).exception("worker %s crashed", args.name)
+        os._exit(1)
+    host.close()
+    worker.shutdown()
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
