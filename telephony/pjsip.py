@@ -54,12 +54,12 @@ class BotCall(pj.Call):
 
 
 class BotAccount(pj.Account):
-    def __init__(self, on_incoming: Callable[[int, str], None]) -> None:
+    def __init__(self, on_incoming: Callable[[int, str, str], None]) -> None:
         super().__init__()
         self._on_incoming = on_incoming
 
     def onIncomingCall(self, prm: Any) -> None:
-        self._on_incoming(int(prm.callId), str(prm.rdata.srcAddress))
+        self._on_incoming(int(prm.callId), str(prm.rdata.srcAddress), str(prm.rdata.wholeMsg))
 
 
 class BridgePort(pj.AudioMediaPort):
@@ -125,7 +125,7 @@ class Endpoint:
     ep: Any = None
     account: BotAccount | None = None
 
-    def start(self, on_incoming: Callable[[int, str], None], log_level: int = 1) -> None:
+    def start(self, on_incoming: Callable[[int, str, str], None], log_level: int = 1) -> None:
         self.ep = pj.Endpoint()
         self.ep.libCreate()
         config = pj.EpConfig()

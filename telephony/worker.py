@@ -27,14 +27,27 @@ TIMER_PERIOD_S = 0.5
 
 
 class SipWorker:
-    def __init__(self, settings: SipSettings, host: CallHost, bind_host: str, bind_port: int, name: str = "w0") -> None:
+    def __init__(
+        self,
+        settings: SipSettings,
+        host: CallHost,
+        bind_host: str,
+        bind_port: int,
+        name: str = "w0",
+        behind_front_door: bool = False,
+    ) -> None:
         self.settings = settings
         self.host = host
         self.name = name
+        self.behind_front_door = behind_front_door
         self.endpoint = Endpoint(settings, bind_host, bind_port)
-        self.guard = AdmissionGuard(
-            parse_networks(settings.allow), settings.invite_rate_per_s, min(settings.max_calls, 4), time.monotonic
-        )
+        max_calls = min(settings.max_calls, 4)
+        if behind_front_door:  # Kamailio checked source and rate; every INVITE comes from its address
+            self.guard = AdmissionGuard(parse_networks(["0.0.0.0/0", "::/0"]), 1e9, max_calls, time.monotonic)
+        else:
+            self.guard = AdmissionGuard(
+                parse_networks(settings.allow), settings.invite_rate_per_s, max_calls, time.monotonic
+            )
         self.pool = PortPool(f"{name}-port")
         self.links: dict[int, CallLink] = {}  # pj call id -> link, answered calls only
         self.calls: dict[int, BotCall] = {}  # every pj call we hold a reference to (refused ones too)
@@ -99,8 +112,10 @@ class SipWorker:
 
     # --- incoming calls --------------------------------------------------------------------------
 
-    def _on_incoming(self, call_id: int, source: str) -> None:
+    def _on_incoming(self, call_id: int, source: str, message: str) -> None:
         call = BotCall(self.endpoint.account, self, call_id)
+        if self.behind_front_door:
+            source = _header(message, "X-Voicebot-Source") or source
         self.calls[call_id] = call
         refusal = self.guard.check(source, self._slots_in_use())
         if self.draining:
@@ -255,6 +270,14 @@ class SipWorker:
         self.pool.clear()
         self.endpoint.account = None
         self.endpoint.ep.libDestroy()
+
+
+def _header(message: str, name: str) -> str | None:
+    prefix = name.lower() + ":"
+    for line in message.split("\r\n\r\n", 1)[0].splitlines()[1:]:
+        if line.lower().startswith(prefix):
+            return line[len(prefix) :].strip()
+    return None
 
 
 def _unavailable() -> Any:

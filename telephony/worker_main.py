@@ -31,6 +31,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rasa-url", help="Rasa REST server (default: dialogue.rasa_url)")
     parser.add_argument("--model", help="Whisper model")
     parser.add_argument("--events", help="append every call event to this JSONL file")
+    parser.add_argument(
+        "--behind-front-door",
+        action="store_true",
+        help="Kamailio in front already checked the allow-list and rate; trust its X-Voicebot-Source",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every call event")
     return parser.parse_args(argv)
 
@@ -61,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.events:
         sinks.append(JsonlSink(Path(args.events)))
     host = CallHost(runtime, FanOut(sinks))
-    worker = SipWorker(settings.sip, host, args.host or settings.sip.host, args.port or settings.sip.port, args.name)
+    bind = (args.host or settings.sip.host, args.port or settings.sip.port)
+    worker = SipWorker(settings.sip, host, *bind, name=args.name, behind_front_door=args.behind_front_door)
     stop = {"requested": False}
 
     def request_stop(signum: int, _frame: object) -> None:

@@ -90,6 +90,8 @@ class Hotline:
         host = "127.0.0.1" if behind_front_door else sip.host
         port = sip.worker_base_port + index if behind_front_door else sip.port
         rtp = sip.rtp_port + index * RTP_PORTS_PER_WORKER
+        if behind_front_door:
+            args = [*args, "--behind-front-door"]
         return WorkerProcess(f"w{index}", host, port, rtp, args, self.run_dir / f"worker-w{index}.log")
 
     def start(self) -> None:
@@ -130,15 +132,19 @@ class Hotline:
             self._start_front_door()
 
     def stop(self) -> int:
-        """Front door first (no new calls), then drain the workers, then the dialogue servers."""
+        """Drain the workers (they answer new INVITEs 503, so Kamailio fails over and finally answers
+        "all busy"), then the front door (in-dialog BYEs of draining calls pass through it), then Rasa."""
         failures = 0
-        if self.front_door is not None:
-            self.front_door.stop()
+        for worker in self.workers:
+            if worker.process is not None and worker.process.poll() is None:
+                worker.process.send_signal(signal.SIGTERM)
         for worker in self.workers:
             code = worker.stop()
             if code not in (0, None):
                 log.error("SIP worker %s exited with %s", worker.name, code)
                 failures += 1
+        if self.front_door is not None:
+            self.front_door.stop()
         if self.rasa is not None:
             self.progress("stopping the Rasa server started by `voicebot serve`")
             self.rasa.stop()

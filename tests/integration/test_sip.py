@@ -15,6 +15,7 @@ import pytest
 from dialogue.rasa_service import RasaService
 from tests.support.sip_harness import (
     Worker,
+    baresip_call,
     phone,
     phone_events,
     recording,
@@ -105,7 +106,7 @@ def test_caller_hears_the_disclosure_gets_an_answer_and_barges_in(
     barge_at = GREETING_S + question.duration_s + 2.8  # the bot is ~2 s into its answer
     line = concat([AudioChunk.silence(GREETING_S, 16000), question, AudioChunk.silence(2.8, 16000), cards,
                    AudioChunk.silence(3.0, 16000)], question.format)  # fmt: skip
-    write_wav(tmp_path / "caller.wav", line)
+    write_wav(tmp_path / "caller.wav", line.resample(8000))  # what a phone sends: 8 kHz, G.711
     heard_path = tmp_path / "heard.wav"
     caller = phone("call", "--play", str(tmp_path / "caller.wav"), "--record", str(heard_path),
                    "--hangup-at", f"{line.duration_s:.1f}", port=5191, uri=worker.uri)  # fmt: skip
@@ -125,15 +126,15 @@ def test_caller_hears_the_disclosure_gets_an_answer_and_barges_in(
     events = _call_events(worker, _last_call_id(worker))
     kinds = [e["event"] for e in events]
     assert "BargeIn" in kinds and kinds[-1] == "CallEnded", kinds
-    assert [e["intent"] for e in events if e["event"] == "DialogueReplied"][0] == "faq"
+    assert next(e["intent"] for e in events if e["event"] == "DialogueReplied") == "faq"
 
 
 def test_keypad_zero_reaches_the_dialogue_and_a_blind_transfer_lands_on_the_agent(
     worker: Worker, clips: dict[str, Path], stt: WhisperSTT, tmp_path: Path
 ) -> None:
     agent = phone("answer", "--record", str(tmp_path / "agent.wav"), port=GENERAL_AGENT_PORT)
-    caller = phone("call", "--dtmf", f"{GREETING_S}:0", "--transfer-play", str(clips["jfk"]),
-                   "--record", str(tmp_path / "caller.wav"), "--hangup-at", "30", port=5194, uri=worker.uri)  # fmt: skip
+    caller = phone("call", "--dtmf", f"{GREETING_S}:0", "--transfer-play", str(clips["jfk"]), "--hangup-at", "30",
+                   port=5194, uri=worker.uri)  # fmt: skip
     caller_log = phone_events(caller)
     agent_log = stop_phone(agent)
 
@@ -154,8 +155,8 @@ def test_attended_transfer_briefs_the_agent_then_connects_the_caller(
     from voices.catalogue import Catalogue
 
     voice = Catalogue.from_file(REPO_ROOT / "voices" / "voices.yaml").voice_for("en")
-    emergency = concat([c.resample(16000) for c in voice.synthesize("There is a gas leak in my street, it is an emergency.")],
-                       read_wav(clips["jfk"]).format)  # fmt: skip
+    said = voice.synthesize("There is a gas leak in my street, it is an emergency.")
+    emergency = concat([c.resample(16000) for c in said], read_wav(clips["jfk"]).format)
     write_wav(tmp_path / "emergency.wav", emergency)
     agent = phone("answer", "--record", str(tmp_path / "agent.wav"), port=EMERGENCY_AGENT_PORT)
     caller = phone("call", "--play", str(tmp_path / "emergency.wav"), "--play-at", str(GREETING_S),
@@ -172,3 +173,15 @@ def test_attended_transfer_briefs_the_agent_then_connects_the_caller(
     caller_leg = recording(tmp_path / "agent.leg1.wav")
     assert "country" in _text(stt, caller_leg, 0, 15), "the agent did not hear the caller after the transfer"
     assert _since_start(caller_log, "transfer-request"), caller_log
+
+
+def test_a_third_party_softphone_baresip_gets_the_greeting_and_an_answer(
+    worker: Worker, clips: dict[str, Path], stt: WhisperSTT, tmp_path: Path
+) -> None:
+    question = read_wav(clips["question"])
+    line = concat([AudioChunk.silence(GREETING_S, 16000), question, AudioChunk.silence(6.0, 16000)], question.format)
+    write_wav(tmp_path / "caller-8k.wav", line.resample(8000))
+    received = recording(baresip_call(worker.uri, tmp_path / "caller-8k.wav", tmp_path, max_s=30))
+    assert "automated assistant" in _text(stt, received, 0, GREETING_S)
+    answer = _text(stt, received, GREETING_S + question.duration_s, received.duration_s)
+    assert "monday" in answer, answer

@@ -96,3 +96,25 @@ def rms_windows(audio: AudioChunk, window_s: float = 0.1) -> np.ndarray:
 
 def recording(path: Path) -> AudioChunk:
     return read_wav(path).to_mono().resample(16000)
+
+
+def baresip_call(uri: str, caller_wav: Path, folder: Path, max_s: int, sip_port: int = 5197) -> Path:
+    """Debian's baresip softphone calls `uri`, plays `caller_wav` (8 kHz mono) and hangs up at its end.
+    Returns the WAV of what it received."""
+    conf, dumps = folder / "baresip", folder / "baresip-audio"
+    conf.mkdir(parents=True, exist_ok=True)
+    dumps.mkdir(parents=True, exist_ok=True)
+    modules = "".join(f"module {m}.so\n" for m in ("g711", "aufile", "sndfile", "alsa", "menu", "account"))
+    (conf / "config").write_text(
+        f"sip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\naudio_player alsa,null\naudio_alert alsa,null\n"
+        f"audio_source aufile,{caller_wav}\nrtp_ports {sip_port * 10 % 60000}-{sip_port * 10 % 60000 + 100}\n"
+        f"module_path /usr/lib/baresip/modules\n{modules}snd_path {dumps}\n"
+    )
+    (conf / "accounts").write_text("<sip:citizen@127.0.0.1>;regint=0\n")
+    (conf / "contacts").write_text("")
+    command = ["baresip", "-f", str(conf), "-e", f"/dial {uri}", "-t", str(max_s)]
+    result = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=max_s + 20)
+    received = sorted(dumps.glob("*-dec.wav"))
+    if "Call established" not in result.stdout or not received:
+        raise AssertionError(f"baresip call failed:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}")
+    return received[-1]
