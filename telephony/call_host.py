@@ -62,7 +62,11 @@ class CallHost:
         self._thread = threading.Thread(target=self._run, name="calls", daemon=True)
         self._sessions: dict[str, CallSession] = {}
 
-    def start(self, warm_up: bool = True) -> None:
+    def start(self, warm_up: bool = True, on_thread_start: Callable[[], None] | None = None) -> None:
+        """`on_thread_start` runs first on the loop thread (the worker registers it with pjlib: a SWIG
+        destructor collected there must not abort the process)."""
+        if on_thread_start is not None:
+            self.loop.call_soon(on_thread_start)
         self._thread.start()
         if warm_up:
             self.submit(self.runtime.warm_up(self.rate)).result()
@@ -123,7 +127,9 @@ class CallHost:
         def caller_audio(data: bytes) -> None:  # pjmedia's clock thread
             loop.call_soon_threadsafe(session.feed, AudioChunk(data, rate))
 
-        link.port.attach(caller_audio, session.playout.read)
+        port = link.port
+        if port is not None and not link.ended:
+            port.attach(caller_audio, session.playout.read)
         await session.start()
         if link.ended:  # the caller hung up while the session was being built
             self._close(link.call_id, "hangup-by-caller")

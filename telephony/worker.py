@@ -121,7 +121,8 @@ class SipWorker:
         if self.draining:
             refusal = refusal or _unavailable()
         if refusal is not None:
-            log.warning("worker %s: refused a call from %s: %d %s", self.name, source, refusal.status, refusal.reason)
+            log.warning("worker %s: refused a call from %s: %d %s (%d calls held)", self.name, source, refusal.status,
+                        refusal.reason, len(self.calls) - 1)  # fmt: skip
             self._answer(call, refusal.status, refusal.reason)
             return
         self._serial += 1
@@ -140,7 +141,7 @@ class SipWorker:
         self.calls.pop(pj_id, None)
 
     def _slots_in_use(self) -> int:
-        return len(self.calls)
+        return len(self.calls) - 1  # the call being decided is already held
 
     def _answer(self, call: BotCall, status: int, reason: str) -> bool:
         op = pj.CallOpParam()
@@ -166,6 +167,7 @@ class SipWorker:
             log.info("worker %s: call %s ended (%d %s)", self.name, link.call_id, info.lastStatusCode, info.lastReason)
             self._disconnect_port(link)
             link.ended = True
+            link.pj_call = None  # the link lives on in the session's thread: it must not own pj objects
             self.host.caller_hung_up(link)
             self.transfers.call_ended(link)
         self.forget_call(call_id)
@@ -209,7 +211,7 @@ class SipWorker:
         for source, sink in ((media, port), (port, media)):
             with contextlib.suppress(pj.Error):  # the call's conference slot may already be gone
                 source.stopTransmit(sink)
-        link.media = None
+        link.media = link.port = None
         self.pool.release(port)
 
     # --- session commands (pj thread) ------------------------------------------------------------

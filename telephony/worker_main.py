@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     try:
-        host.start()
         worker.start()
+        host.start(on_thread_start=lambda: worker.endpoint.register_thread("calls"))
         print(f"READY sip:voicebot@{worker.endpoint.bind_host}:{worker.endpoint.bind_port}", flush=True)
         worker.run(lambda: stop["requested"])
     except ConfigError as exc:

@@ -80,6 +80,8 @@ class Phone:
             self.recorders.append(recorder)
         call.play_file = self.args.play if leg == 0 else self.args.transfer_play
         call.media = media
+        # A phone sends RTP all the time; pjmedia sends (and so sends DTMF) only while something feeds the call.
+        self.ep.audDevManager().getCaptureDevMedia().startTransmit(media)
         if call.play_file:
             call.play_due = time.monotonic() + (self.args.play_at if leg == 0 else 0.5)
 
@@ -181,7 +183,12 @@ def run(args: argparse.Namespace) -> None:
         if args.mode == "call" and first is not None and first.confirmed_at is not None:
             since = now - first.confirmed_at
             while dtmf and since >= dtmf[0][0]:
-                first.dialDtmf(dtmf.pop(0)[1])
+                digits = dtmf.pop(0)[1]
+                try:
+                    first.dialDtmf(digits)
+                    say("dtmf-sent", digits=digits)
+                except pj.Error as exc:
+                    say("dtmf-failed", digits=digits, error=exc.info())
             if args.hangup_at and since >= args.hangup_at:
                 phone.ep.hangupAllCalls()
                 args.hangup_at = 0.0
