@@ -1,8 +1,10 @@
 """City hall knowledge base: YAML files imported into SQLite FTS5, searched with spoken questions.
 
-Matching works on normalised text (see `normalise_terms`): lowercase, accents stripped, punctuation
-and stop words dropped, light suffix stemming. A query term of 4+ characters also matches longer
-terms that start with it ("recycl" matches "recycle" and "recycling").
+Matching works on normalised text (see `normalise_terms`): spaCy lemmas (lookup tables from
+spacy-lookups-data, so "renewing a passport" and "renew passports" meet), lowercase, accents stripped,
+punctuation and stop words dropped. A query term of 4+ characters also matches longer terms that start
+with it ("recycl" matches "recycle" and "recycling"). The stored terms carry INDEX_VERSION
+(`PRAGMA user_version`): a database indexed by another normaliser is re-indexed when opened.
 
 Relevance gate: FTS5 bm25 ranks the candidates, but bm25 alone cannot say "nothing is relevant", so
 a candidate is kept only when it covers at least MIN_COVERAGE of the question's information,
@@ -17,7 +19,6 @@ import datetime as dt
 import math
 import re
 import sqlite3
-import unicodedata
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,12 +27,15 @@ from typing import Any
 
 import yaml
 
+from dialogue.nlp import strip_accents, words_and_lemmas
 from dialogue.state import state_dir
 
 LANGUAGES = ("en", "fr")
 MIN_COVERAGE = 0.5
 ANSWER_ONLY_CREDIT = 0.5
 PREFIX_MIN_LEN = 4
+VERB_ENDINGS, VERB_PREFIX_MIN_LEN = ("er", "ir"), 7
+INDEX_VERSION = 2  # 0: hand-written stemmer (unversioned); 2: spaCy lemmas
 QUESTION_WEIGHT, ANSWER_WEIGHT = 2.0, 1.0
 REQUIRED_FIELDS = ("id", "language", "questions", "answer", "source", "updated")
 DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -48,15 +52,15 @@ STOP_WORDS = {
         """a about am an and any are as at be been but by can could did do does for from get got have has hello
         hi how i if im in is it its just know like me my need of okay ok on or our please so some tell thank thanks
         that the there this to uh um want wanna what whats when where which who why will with would you your
-        yours we us should much many don doesn didn isn ll ve re"""
+        yours we us they them their should much many don doesn didn isn ll ve re"""
     ),
     "fr": _word_set(
         """a ai as au aux avec avez avoir bonjour c ca ce cela ces cest cette comment combien d dans de des dire
         dois doit du elle en est et etre faire faut il ils j je l la le les leur m ma me merci mes moi mon n ne
         nous on ou par pas peut peux plait pour pourquoi pouvez puis qu quand que quel quelle quelles quels qui
         quoi s sa savoir se ses si sil son suis sur svp t ta te tes toi ton tu un une veux voudrais vous votre
-        vos y euh bah ben alors voila sont ont fait va vont veut veulent voulons voulez
-        aimerais aimerions voudrions"""
+        vos nos notre y euh bah ben alors voila sont ont fait va vont veut veulent voulons voulez
+        aimerais aimerions voudrions vouloir pouvoir devoir falloir aimer aller"""
     ),
 }
 
@@ -91,59 +95,35 @@ class ImportReport:
 # --- normalisation -----------------------------------------------------------------------------
 
 
-def strip_accents(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(char for char in decomposed if not unicodedata.combining(char))
-
-
-def _stem_en(word: str) -> str:
-    if len(word) > 4 and word.endswith("ies"):
-        word = word[:-3] + "y"
-    elif len(word) > 5 and word.endswith("ing"):
-        word = word[:-3]
-    elif len(word) > 4 and word.endswith("ed"):
-        word = word[:-2]
-    elif len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        word = word[:-1]
-    return word[:-1] if len(word) > 3 and word.endswith("e") else word
-
-
-def _stem_fr(word: str) -> str:
-    for suffix in ("ements", "ement", "ments", "ment"):
-        if len(word) > len(suffix) + 2 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    if len(word) > 4 and word.endswith("aux"):
-        word = word[:-3] + "al"
-    elif len(word) > 3 and word[-1] in "sx":
-        word = word[:-1]
-    if len(word) > 5 and word.endswith(("er", "ez")):
-        word = word[:-2]
-    elif len(word) > 6 and word.endswith("ent"):  # verbs: "passent" -> "pass"
-        word = word[:-3]
-    return word[:-1] if len(word) > 3 and word.endswith("e") else word
-
-
-STEMMERS = {"en": _stem_en, "fr": _stem_fr}
-
-
 def normalise_terms(text: str, language: str) -> list[str]:
     """Spoken or written text -> matching terms, e.g. "C'est quand le ramassage des encombrants ?"
-    -> ["ramassag", "encombrant"]."""
-    plain = strip_accents(text.lower()).replace("'", " ").replace("’", " ")
-    words = re.findall(r"[a-z0-9]+", plain)
-    stop_words, stem = STOP_WORDS[language], STEMMERS[language]
-    # Single letters are contraction leftovers ("there's", "l'état") or spelled letters: no meaning here.
-    return [stem(word) for word in words if len(word) > 1 and word not in stop_words]
+    -> ["ramassage", "encombrant"]. A word is left out when it or its lemma is a stop word."""
+    stop_words = STOP_WORDS[check_language(language)]
+    terms: list[str] = []
+    for word, lemma in words_and_lemmas(text, language):
+        if strip_accents(word).strip("'’") in stop_words:
+            continue
+        # Single letters are contraction leftovers ("there's", "l'état") or spelled letters: no meaning here.
+        terms += [term for term in re.findall(r"[a-z0-9]+", strip_accents(lemma)) if len(term) > 1]
+    return [term for term in terms if term not in stop_words]
+
+
+def _prefix(query_term: str) -> str:
+    """What a query term matches the start of: a verb lemma without its ending also finds the nouns made
+    from it ("mensualiser" -> "mensualis": "mensualisation"; "register" -> "regist": "registration")."""
+    if len(query_term) >= VERB_PREFIX_MIN_LEN and query_term.endswith(VERB_ENDINGS):
+        return query_term[:-2]
+    return query_term
 
 
 def _term_matches(query_term: str, entry_term: str) -> bool:
     if len(query_term) >= PREFIX_MIN_LEN:
-        return entry_term.startswith(query_term)
+        return entry_term.startswith(_prefix(query_term))
     return entry_term == query_term
 
 
 def _fts_query(terms: Iterable[str]) -> str:
-    parts = [f'"{term}"*' if len(term) >= PREFIX_MIN_LEN else f'"{term}"' for term in dict.fromkeys(terms)]
+    parts = [f'"{_prefix(term)}"*' if len(term) >= PREFIX_MIN_LEN else f'"{term}"' for term in dict.fromkeys(terms)]
     return " OR ".join(parts)
 
 
@@ -269,6 +249,8 @@ class KnowledgeBase:
         with self._connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(SCHEMA)
+            if _index_version(conn) != INDEX_VERSION:
+                self._reindex(conn)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -294,6 +276,20 @@ class KnowledgeBase:
                 conn.execute("ROLLBACK")
                 raise
         return ImportReport(added=added, replaced=replaced, file=str(path))
+
+    def _reindex(self, conn: sqlite3.Connection) -> None:
+        """Recompute every entry's terms from its stored text (an index from an older normaliser finds nothing)."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if _index_version(conn) != INDEX_VERSION:  # another process may have done it meanwhile
+                rows = conn.execute("SELECT id, language, questions, answer, source, updated FROM entries").fetchall()
+                for row in rows:
+                    self._store(conn, _entry_from_row(list(row)))
+                conn.execute(f"PRAGMA user_version = {INDEX_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     @staticmethod
     def _store(conn: sqlite3.Connection, entry: KbEntry) -> bool:
@@ -362,6 +358,10 @@ def _coverage(weights: dict[str, float], question_terms: set[str], answer_terms:
         elif any(_term_matches(term, known) for known in answer_terms):
             covered += weight * ANSWER_ONLY_CREDIT
     return covered / sum(weights.values())
+
+
+def _index_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
 def _entry_from_row(fields: list[Any]) -> KbEntry:

@@ -17,6 +17,8 @@ from rasa_sdk import FormValidationAction, Tracker
 from rasa_sdk.events import ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from dialogue.nlp import find_phone_numbers
+
 SUPPORTED_LANGUAGES = ("en", "fr")
 DEFAULT_LANGUAGE = "en"
 LANGUAGE_CONFIDENCE = 0.6
@@ -84,6 +86,28 @@ def dtmf_digits(tracker: Tracker) -> str | None:
     if latest_intent(tracker) != "dtmf":
         return None
     return latest_entity(tracker, "digits")
+
+
+def session_texts(tracker: Tracker) -> list[str]:
+    """What the caller said in this session, oldest first (keys pressed, "/dtmf{...}", left out)."""
+    texts: list[str] = []
+    for event in reversed(tracker.events):
+        if event.get("event") == "session_started":
+            break
+        text = str(event.get("text") or "") if event.get("event") == "user" else ""
+        if text and not text.startswith("/"):
+            texts.append(text)
+    return texts[::-1]
+
+
+def said_phone_number(tracker: Tracker) -> str | None:
+    """The last phone number the caller read out in this session ("call me back on 06 12 34 56 78")."""
+    language = current_language(tracker)
+    for text in reversed(session_texts(tracker)):
+        numbers = find_phone_numbers(text, language)
+        if numbers:
+            return numbers[-1]
+    return None
 
 
 def is_interruption(tracker: Tracker) -> bool:
@@ -277,6 +301,9 @@ def hand_off(turn: Turn, reason: str, queue: str = "general", response: str = "u
     """Say the transfer message with the hand-off payload, and leave any active form."""
     tracker = turn.tracker
     slots = {name: tracker.get_slot(name) for name in HANDOFF_SLOTS if tracker.get_slot(name) is not None}
+    phone = said_phone_number(tracker)
+    if phone:
+        slots["callback_phone"] = phone
     handoff = {
         "queue": queue,
         "reason": reason,

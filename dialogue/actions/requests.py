@@ -18,7 +18,9 @@ from dialogue.actions.common import (
     dtmf_digits,
     latest_intent,
     latest_text,
+    said_phone_number,
 )
+from dialogue.nlp import find_dates
 from dialogue.records import FeedbackStore, TicketStore, normalise_category, parse_rating
 
 REQUEST_SLOTS = ("request_category", "request_location", "request_description")
@@ -77,6 +79,20 @@ class ValidateServiceRequestForm(LanguageAwareValidation):
         return {slot: text}
 
 
+def ticket_details(tracker: Tracker, language: str) -> dict[str, Any]:
+    """What a caller may add without being asked: a number to call back, dates in the description
+    ("dark since Monday" -> the date); for the ticket payload."""
+    details: dict[str, Any] = {}
+    phone = said_phone_number(tracker)
+    if phone:
+        details["callback_phone"] = phone
+    description = str(tracker.get_slot("request_description") or "")
+    dates = [found.iso for found in find_dates(description, language, past=True) if found.iso]
+    if dates:
+        details["dates"] = dates
+    return details
+
+
 class ActionCreateTicket(Action):
     """Stores the report and reads the ticket number back digit by digit."""
 
@@ -92,7 +108,8 @@ class ActionCreateTicket(Action):
             language=turn.language,
             call_id=str(tracker.get_slot("call_id") or tracker.sender_id),
         )
-        turn.say("utter_ticket_created", {"ticket": ticket.number}, ticket_spoken=speakable_ticket(ticket.number))
+        payload = {"ticket": ticket.number, **ticket_details(tracker, turn.language)}
+        turn.say("utter_ticket_created", payload, ticket_spoken=speakable_ticket(ticket.number))
         cleared = [SlotSet(name, None) for name in REQUEST_SLOTS]
         return [*turn.events(), *cleared, SlotSet("ticket_number", ticket.number)]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import socket
@@ -236,6 +237,24 @@ async def test_service_request_creates_a_ticket_read_back_digit_by_digit(rasa_se
     assert ticket is not None and ticket.call_id == call.call_id and ticket.category == "street_light"
     assert ticket.location == "on Elm Street near number 8" and ticket.description == "it has been dark for three days"
     assert ", ".join(c for c in ticket.number if c.isalnum()) in texts[0]
+
+
+@on_session_loop
+async def test_ticket_payload_carries_the_callback_number_and_dates_the_caller_gave(rasa_service: RasaService) -> None:
+    call = new_call()
+    await raw_turn(rasa_service, "I want to report a broken street light", call)
+    await raw_turn(rasa_service, "on Elm Street, my phone number is 07700 900123", call)
+    _, payload = await raw_turn(rasa_service, "it has been dark since yesterday", call)
+    assert payload["ticket"] and payload["callback_phone"] == "07700900123"
+    assert payload["dates"] == [(dt.date.today() - dt.timedelta(days=1)).isoformat()]
+
+
+@on_session_loop
+async def test_handoff_payload_carries_a_phone_number_the_caller_gave(rasa_client: RasaRestClient) -> None:
+    call = new_call("fr")
+    await rasa_client.send("mon numéro c'est le zéro six douze trente-quatre cinquante-six soixante-dix-huit", call)
+    reply = await rasa_client.send("je voudrais parler à quelqu'un", call)
+    assert reply.handoff is not None and reply.handoff.slots["callback_phone"] == "0612345678"
 
 
 @pytest.mark.parametrize(("answer", "rating"), [("four", 4), (dtmf("5"), 5), ("no thanks", None)])

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from dialogue.references import REFERENCE_PATTERN, normalise_reference, reference_from_dtmf, speakable_reference
+from dialogue.references import (
+    REFERENCE_PATTERN,
+    normalise_reference,
+    reference_candidates,
+    reference_from_dtmf,
+    speakable_reference,
+)
 
 # (language, what Whisper wrote, expected reference): realistic transcripts of a caller reading a reference.
 SPOKEN_VARIANTS = [
@@ -77,6 +83,13 @@ def test_handles_at_least_95_percent_of_spoken_variants() -> None:
 @pytest.mark.parametrize(("language", "text"), NO_REFERENCE)
 def test_no_reference_gives_none(language: str, text: str) -> None:
     assert normalise_reference(text, language) is None
+
+
+def test_every_reference_in_a_message_in_order() -> None:
+    said = "PA 12345, no sorry, papa echo five four three two one"
+    assert reference_candidates(said, "en") == ["PA-12345", "PE-54321"]
+    assert reference_candidates("c'est le 06 12 34 56 78, dossier I D 1 2 3 4 5", "fr") == ["ID-12345"]
+    assert reference_candidates("call me on 07700 900123", "en") == []
 
 
 def test_results_follow_the_canonical_pattern() -> None:
