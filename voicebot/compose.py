@@ -101,6 +101,8 @@ class Runtime:
             default_queue=call.default_queue,
             max_unheard_turns=call.max_unheard_turns,
             dialogue_timeout_s=self.settings.dialogue.timeout_s,
+            silence_reprompt_ms=int(call.silence_reprompt_s * 1000),
+            silence_reprompts=call.silence_reprompts,
         )
 
     async def warm_up(self, rate: int) -> None:

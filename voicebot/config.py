@@ -47,6 +47,8 @@ class CallSettings:
     languages: tuple[str, ...] = ("en", "fr")
     default_queue: str = "general"
     max_unheard_turns: int = 2  # rejected transcripts in a row before the bot says it did not understand
+    silence_reprompt_s: float = 10.0  # a silent caller is asked "are you still there?" after this long
+    silence_reprompts: int = 2  # ... this many times, then the bot says goodbye and hangs up (0 = never)
 
 
 @dataclass(frozen=True)

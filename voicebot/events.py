@@ -122,6 +122,11 @@ class TransferRequested(CallEvent):
 
 
 @dataclass(frozen=True)
+class CallerSilent(CallEvent):
+    reprompt: int = 0
+
+
+@dataclass(frozen=True)
 class HangupRequested(CallEvent):
     reason: str = ""
 

@@ -72,6 +72,8 @@ class CallSession:
         self._turn = 0
         self._unheard = 0
         self._action_pending = False  # a transfer or hang-up is decided: barge-in no longer cancels it
+        self._silent_ms = 0.0
+        self._reprompts = 0
         self._ending = False
         self._emit = Emitter(call_id, sink, clock)
         speaker = Speaker(engines.voices, engines.prompts, self.playout, engines.tts_executor, "en")
@@ -154,6 +156,31 @@ class CallSession:
         entry = self._keys.advance(chunk.duration_s * 1000)
         if entry is not None:
             self._start_turn(None, entry)
+        self._track_silence(chunk.duration_s * 1000)
+
+    def _track_silence(self, elapsed_ms: float) -> None:
+        """Media time the caller has been silent while the bot waits for them (clock-free, like the endpointer)."""
+        if self.busy or self.in_utterance or self._action_pending or not self.options.silence_reprompts:
+            self._silent_ms = 0.0
+            if self.in_utterance:
+                self._reprompts = 0
+            return
+        self._silent_ms += elapsed_ms
+        if self._silent_ms < self.options.silence_reprompt_ms:
+            return
+        self._silent_ms = 0.0
+        self._reprompts += 1
+        self._emit(ev.CallerSilent, reprompt=self._reprompts)
+        if self._reprompts <= self.options.silence_reprompts:
+            self._voice.prompt("still_there", self.language.current, self._turn)
+        else:
+            self._spawn(self._hang_up_on_silence())
+
+    async def _hang_up_on_silence(self) -> None:
+        self._action_pending = True
+        self._emit(ev.HangupRequested, reason="no-response")
+        await self._voice.until_played(self._voice.prompt("no_response", self.language.current, self._turn))
+        self._complete_hangup("no-response")
 
     def _on_boundary(self, boundary: Boundary) -> None:
         segment = boundary.segment

@@ -33,3 +33,5 @@ class SessionOptions:
     dialogue_timeout_s: float = 6.0
     welcome_prompts: tuple[str, ...] = ("disclosure", "greeting")
     dtmf_timeout_ms: int = 1500
+    silence_reprompt_ms: int = 10000  # caller silent this long while the bot waits: "are you still there?"
+    silence_reprompts: int = 2  # then the bot says it cannot hear and hangs up (0 = never)

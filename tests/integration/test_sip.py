@@ -185,3 +185,13 @@ def test_a_third_party_softphone_baresip_gets_the_greeting_and_an_answer(
     assert "automated assistant" in _text(stt, received, 0, GREETING_S)
     answer = _text(stt, received, GREETING_S + question.duration_s, received.duration_s)
     assert "monday" in answer, answer
+
+
+async def test_a_fifth_concurrent_call_to_one_worker_is_busy(worker: Worker) -> None:
+    from telephony.uac import run_load
+
+    results = await run_load(worker.uri, 5, hold_s=4.0)
+    statuses = sorted(r.status for r in results)
+    assert statuses == [200, 200, 200, 200, 486], [(r.status, r.errors) for r in results]
+    answered = [r for r in results if r.answered]
+    assert all(r.first_audio_after(r.invite_sent_at) is not None for r in answered), "every answered call is greeted"

@@ -97,18 +97,19 @@ PROMPTS = PromptTexts(
     {
         "en": {
             name: f"{name} prompt."
-            for name in ("disclosure", "greeting", "apology", "not_understood", "hold", "goodbye")
+            for name in ("disclosure", "greeting", "apology", "not_understood", "hold", "goodbye", "still_there",
+                         "no_response")
         }
     },
 )
 
 
-def make_call(stt, dialogue, voice=None, welcome=()):  # type: ignore[no-untyped-def]
+def make_call(stt, dialogue, voice=None, welcome=(), **options):  # type: ignore[no-untyped-def]
     voices = Voices(voice or ToneVoice())
     prompts = PromptCache(PROMPTS, voices, RATE, None)  # type: ignore[arg-type]
     executor = ThreadPoolExecutor(1)
     engines = SessionEngines(EnergyVad(), stt, voices, dialogue, prompts, executor, executor)  # type: ignore[arg-type]
-    options = SessionOptions(EndpointConfig.from_ms(20, end_silence_ms=300), welcome_prompts=welcome)
+    options = SessionOptions(EndpointConfig.from_ms(20, end_silence_ms=300), welcome_prompts=welcome, **options)
     sink = MemorySink()
     control = RecordingControl()
     session = CallSession("c1", engines, options, CHANNEL, control, sink)
@@ -261,3 +262,30 @@ async def test_a_language_chosen_in_the_dialogue_is_kept():
         await call.play(concat([tone(1.0), silence(0.5)], CHANNEL))
         await call.wait_until_quiet()
     assert session.language.current == "fr" and session.language.for_asr() == "en"  # tiny.en-like fake stays English
+
+
+async def test_a_silent_caller_is_asked_twice_then_the_bot_says_goodbye_and_hangs_up():
+    session, call, sink, control = make_call(
+        ScriptedStt([]), ScriptedDialogue([]), welcome=("greeting",), silence_reprompt_ms=2000, silence_reprompts=2
+    )
+    await session.start()
+    await call.play(silence(1.9))
+    assert sink.of(ev.CallerSilent) == [], "no reprompt while the greeting plays or before the timeout"
+    await call.play(silence(12.0))
+    assert [e.reprompt for e in sink.of(ev.CallerSilent)] == [1, 2, 3]
+    assert [e.prompt for e in sink.of(ev.BotSpeechStarted)] == ["greeting", "still_there", "still_there", "no_response"]
+    assert control.hangups == ["no-response"]
+    assert session.outcome is not None and session.outcome.result() == "hangup-by-bot"
+
+
+async def test_speaking_again_resets_the_silence_count():
+    stt = ScriptedStt(["hello"])
+    dialogue = ScriptedDialogue([DialogueReply(("Hi.",))])
+    session, call, sink, control = make_call(stt, dialogue, silence_reprompt_ms=2000, silence_reprompts=1)
+    await session.start()
+    await call.play(silence(2.1))
+    await call.play(concat([tone(1.0), silence(0.5)], CHANNEL))
+    await call.wait_until_quiet()
+    await call.play(silence(2.1))
+    assert [e.reprompt for e in sink.of(ev.CallerSilent)] == [1, 1]
+    assert control.hangups == []
