@@ -1,10 +1,15 @@
-.PHONY: setup demo test lint bench clean
+.PHONY: setup serve demo test lint bench clean
 
 # Everything a fresh machine needs (venvs, models, test recordings, trained dialogue model).
 setup:
 	./scripts/setup.sh
 
-# Set up, then run the main job on its embedded default: a sample caller through the whole pipeline.
+# Set up, then run the main job on its embedded default: the hotline answers SIP calls on 127.0.0.1:5060
+# (Rasa + action server + one SIP worker; `voicebot serve --workers 3` puts Kamailio in front). Ctrl-C stops it.
+serve: setup
+	.venv/bin/voicebot serve
+
+# Set up, then play a sample caller through the whole pipeline without telephony (CI runs this).
 demo: setup
 	.venv/bin/voicebot simulate
 
@@ -18,6 +23,8 @@ test: lint
 
 bench:
 	.venv/bin/python bench/pipeline.py
+	.venv/bin/python bench/dialogue.py
+	.venv/bin/python bench/sip.py
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

