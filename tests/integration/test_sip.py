@@ -6,6 +6,7 @@ Whisper, read the worker's call events and measure the audio energy of the line.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -195,3 +196,18 @@ async def test_a_fifth_concurrent_call_to_one_worker_is_busy(worker: Worker) -> 
     assert statuses == [200, 200, 200, 200, 486], [(r.status, r.errors) for r in results]
     answered = [r for r in results if r.answered]
     assert all(r.first_audio_after(r.invite_sent_at) is not None for r in answered), "every answered call is greeted"
+
+
+async def test_dtmf_arrives_by_rfc4733_and_by_sip_info(worker: Worker) -> None:
+    from telephony.uac import SipCaller
+
+    async with SipCaller() as caller:
+        call = await caller.call(worker.uri)
+        assert call.answered
+        await asyncio.sleep(1.0)  # a person presses keys once the greeting has started
+        await call.send_dtmf("12", method="rfc4733")
+        await call.send_dtmf("3", method="info")
+        await asyncio.sleep(1.0)
+        await call.hangup()
+    events = [e for e in worker.events() if e["call_id"] == _last_call_id(worker)]
+    assert [e["digit"] for e in events if e["event"] == "DtmfReceived"] == ["1", "2", "3"]
