@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -126,7 +127,8 @@ class SipWorker:
             self._answer(call, refusal.status, refusal.reason)
             return
         self._serial += 1
-        link = CallLink(f"{self.name}-{self._serial}-{int(time.time())}", source, CLOCK_RATE, pj_call=call)
+        call_name = f"{self.name}-{self._serial}-{secrets.token_hex(4)}"  # unique across workers and restarts
+        link = CallLink(call_name, source, CLOCK_RATE, pj_call=call)
         link.pj_state.update(started=time.monotonic(), rx_packets=-1, rx_changed=time.monotonic())
         self.links[call_id] = link
         log.info("worker %s: call %s from %s", self.name, link.call_id, source)

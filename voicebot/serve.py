@@ -33,6 +33,7 @@ class WorkerProcess:
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     _log: IO[bytes] | None = field(default=None, repr=False)
+    _log_start: int = 0
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "telephony.worker_main", "--host", self.host, "--port", str(self.port),
@@ -41,12 +42,13 @@ class WorkerProcess:
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
+        self._log_start = self._log.tell()  # READY lines of earlier runs in this log do not count
         self.process = subprocess.Popen(self.command(), cwd=REPO_ROOT, stdout=self._log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if b"READY " in self.log_path.read_bytes()[-20000:]:
+            if b"READY " in self.log_path.read_bytes()[self._log_start :]:
                 return
             if self.process is None or self.process.poll() is not None:
                 raise RuntimeError(f"SIP worker {self.name} exited during start-up; see {self.log_path}")
