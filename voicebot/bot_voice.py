@@ -47,7 +47,7 @@ class BotVoice:
             self._emit(ev.BotSpeechStarted, turn=turn, text=" ".join(texts))
             on_first_audio()
 
-        await self.speaker.say(texts, language, first_audio)
+        await self.speaker.say(texts, language, first_audio, self.until_played)
 
     async def until_played(self, heard: asyncio.Future[bool]) -> bool:
         task = asyncio.current_task()

@@ -32,6 +32,7 @@ class Playout:
         self._queued_bytes = 0
         self._lock = threading.Lock()
         self._frames_played = 0
+        self._low_water: list[tuple[int, _Marker]] = []
 
     @property
     def is_playing(self) -> bool:
@@ -63,11 +64,25 @@ class Playout:
                 self._items.append(marker)
         return marker.future
 
+    def when_below(self, seconds: float) -> asyncio.Future[bool]:
+        """A future that resolves when at most `seconds` of audio is left to play (True) or on a flush (False)."""
+        loop = asyncio.get_running_loop()
+        waiter = _Marker(loop.create_future(), loop)
+        threshold = int(seconds * self.format.rate) * 2
+        with self._lock:
+            if self._queued_bytes <= threshold:
+                waiter.future.set_result(True)
+            else:
+                self._low_water.append((threshold, waiter))
+        return waiter.future
+
     def flush(self) -> float:
         """Drop everything queued (barge-in); returns the seconds of audio dropped."""
         with self._lock:
             dropped = self._queued_bytes
             markers = [item for item in self._items if isinstance(item, _Marker)]
+            markers += [waiter for _, waiter in self._low_water]
+            self._low_water.clear()
             self._items.clear()
             self._head = 0
             self._queued_bytes = 0
@@ -97,6 +112,9 @@ class Playout:
                 marker = self._items.popleft()
                 assert isinstance(marker, _Marker)
                 reached.append(marker)
+            if self._low_water:
+                reached += [w for limit, w in self._low_water if self._queued_bytes <= limit]
+                self._low_water = [(limit, w) for limit, w in self._low_water if self._queued_bytes > limit]
         for marker in reached:
             _resolve(marker, True)
         if len(out) < nbytes:

@@ -61,3 +61,21 @@ def test_rejects_wrong_format():
         assert "8000" in str(exc)
     else:
         raise AssertionError("a 16 kHz chunk must not enter an 8 kHz playout")
+
+
+async def test_when_below_resolves_once_little_enough_is_left_and_on_flush() -> None:
+    playout = Playout(AudioFormat(8000))
+    playout.push(AudioChunk.silence(1.0, 8000))
+    low = playout.when_below(0.5)
+    assert not low.done()
+    playout.read(int(0.4 * 8000) * 2)
+    await asyncio.sleep(0)
+    assert not low.done()
+    playout.read(int(0.1 * 8000) * 2)
+    await asyncio.sleep(0)
+    assert low.done() and low.result() is True
+    flushed = playout.when_below(0.1)
+    playout.flush()
+    await asyncio.sleep(0)
+    assert flushed.result() is False
+    assert playout.when_below(0.0).done(), "an empty playout is already below any level"

@@ -289,3 +289,25 @@ async def test_speaking_again_resets_the_silence_count():
     await call.play(silence(2.1))
     assert [e.reprompt for e in sink.of(ev.CallerSilent)] == [1, 1]
     assert control.hangups == []
+
+
+async def test_later_sentences_are_synthesized_just_in_time_not_all_at_once():
+    stt = ScriptedStt(["tell me everything"])
+    texts = ("First sentence is quite long here. Second one is long too. Third one is also long. Fourth and last one.",)
+    dialogue = ScriptedDialogue([DialogueReply(texts)])
+    voice = ToneVoice()
+    played_when_synthesized: list[float] = []
+    session, call, _, _ = make_call(stt, dialogue, voice=voice)
+    original = voice.synthesize
+
+    def recording_synthesize(text: str):  # type: ignore[no-untyped-def]
+        played_when_synthesized.append(len(call.bot_track) / (RATE * 2))
+        return original(text)
+
+    voice.synthesize = recording_synthesize  # type: ignore[method-assign]
+    await session.start()
+    await call.play(concat([tone(1.0), silence(0.5)], CHANNEL))
+    await call.wait_until_quiet()
+    assert len(played_when_synthesized) == 4
+    # Each sentence is ~1.7 s of audio; with 1.5 s of look-ahead the last one is rendered well into the reply.
+    assert played_when_synthesized[-1] - played_when_synthesized[0] > 2.0, played_when_synthesized
