@@ -7,18 +7,23 @@ The main thread owns pjsua2. SIGTERM/SIGINT drain the calls, then the process ex
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from telephony.call_host import CallHost
 from telephony.worker import SipWorker
-from voicebot.compose import build_runtime
+from voicebot.compose import Runtime, build_runtime
 from voicebot.config import Settings, load_settings
 from voicebot.ports import ConfigError, EventSink
 from voicebot.sinks import FanOut, JsonlSink, LogSink
+
+ENGINE_NICE = 5
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -51,6 +56,23 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return settings
 
 
+def lower_this_thread() -> None:
+    """Speech engines yield the CPU to the media clock and the call loop (Linux nice values are per thread
+    and inherited by the threads a thread starts, such as CTranslate2's and ONNX Runtime's pools)."""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), ENGINE_NICE)
+
+
+def build_runtime_below_media(settings: Settings) -> Runtime:
+    """Load the engines on a lowered thread, so the threads they start are lowered too; when a 2-core machine
+    is saturated, pjmedia's clock thread must still send every 20 ms frame on time."""
+    with ThreadPoolExecutor(1, "engine-loader", initializer=lower_this_thread) as loader:
+        runtime = loader.submit(build_runtime, settings).result()
+    runtime.asr_executor = ThreadPoolExecutor(1, "asr", initializer=lower_this_thread)
+    runtime.tts_executor = ThreadPoolExecutor(1, "tts", initializer=lower_this_thread)
+    return runtime
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s [{args.name}] %(name)s: %(message)s")
@@ -58,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         settings = settings_from(args)
-        runtime = build_runtime(settings)
+        runtime = build_runtime_below_media(settings)
     except ConfigError as exc:
         print(f"voicebot worker: error: {exc}", file=sys.stderr)
         return 2
@@ -66,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.events:
         sinks.append(JsonlSink(Path(args.events)))
     host = CallHost(runtime, FanOut(sinks))
+    host.loop.set_default_executor(ThreadPoolExecutor(2, "engine-misc", initializer=lower_this_thread))
     bind = (args.host or settings.sip.host, args.port or settings.sip.port)
     worker = SipWorker(settings.sip, host, *bind, name=args.name, behind_front_door=args.behind_front_door)
     stop = {"requested": False}
