@@ -97,6 +97,7 @@ class Runtime:
             default_language=language or call.default_language,
             language_forced=language is not None or not self.stt.multilingual,
             language_threshold=speech.language_threshold,
+            language_lock_threshold=speech.language_lock_threshold,
             languages=call.languages,
             default_queue=call.default_queue,
             max_unheard_turns=call.max_unheard_turns,

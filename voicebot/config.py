@@ -30,6 +30,7 @@ class SpeechSettings:
     min_speech_ms: int = 200
     max_utterance_ms: int = 20000
     language_threshold: float = 0.6  # below this the detected language is not trusted
+    language_lock_threshold: float = 0.8  # a detection this sure fixes the call's language (above 1: never)
 
 
 @dataclass(frozen=True)

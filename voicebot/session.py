@@ -63,6 +63,7 @@ class CallSession:
             options.languages,
             options.language_threshold,
             forced=options.language_forced,
+            lock_threshold=options.language_lock_threshold,
         )
         self.playout = Playout(channel)
         self._keys = DtmfCollector(options.dtmf_timeout_ms)
@@ -168,19 +169,18 @@ class CallSession:
         self._silent_ms += elapsed_ms
         if self._silent_ms < self.options.silence_reprompt_ms:
             return
-        self._silent_ms = 0.0
-        self._reprompts += 1
+        self._silent_ms, self._reprompts = 0.0, self._reprompts + 1
         self._emit(ev.CallerSilent, reprompt=self._reprompts)
         if self._reprompts <= self.options.silence_reprompts:
             self._voice.prompt("still_there", self.language.current, self._turn)
         else:
-            self._spawn(self._hang_up_on_silence())
+            self._spawn(self._say_then_hang_up("no_response", "no-response"))
 
-    async def _hang_up_on_silence(self) -> None:
+    async def _say_then_hang_up(self, prompt: str, reason: str) -> None:
         self._action_pending = True
-        self._emit(ev.HangupRequested, reason="no-response")
-        await self._voice.until_played(self._voice.prompt("no_response", self.language.current, self._turn))
-        self._complete_hangup("no-response")
+        self._emit(ev.HangupRequested, reason=reason)
+        await self._voice.until_played(self._voice.prompt(prompt, self.language.current, self._turn))
+        self._complete_hangup(reason)
 
     def _on_boundary(self, boundary: Boundary) -> None:
         segment = boundary.segment
@@ -317,12 +317,17 @@ class CallSession:
         tts_started = self.clock()
         first_audio: list[float] = []
 
+        def on_first_audio() -> None:  # timings are known now: a turn interrupted later still reports them
+            first_audio.append(self.clock())
+            self._emit.timings(turn, tts_started, first_audio[0])
+
         try:
-            await self._voice.say(reply.texts, language, turn.turn, lambda: first_audio.append(self.clock()))
+            await self._voice.say(reply.texts, language, turn.turn, on_first_audio)
         except Exception as exc:
             await self._fail("tts", exc)
             return
-        self._emit.timings(turn, tts_started, first_audio[0] if first_audio else None)
+        if not first_audio:
+            self._emit.timings(turn, tts_started, None)
         played = await self._voice.until_played(self.playout.mark())
         self._voice.end(turn.turn, interrupted=not played)
         if handoff is not None:

@@ -27,6 +27,7 @@ class SessionOptions:
     default_language: str = "en"
     language_forced: bool = False
     language_threshold: float = 0.6
+    language_lock_threshold: float = 0.8
     languages: tuple[str, ...] = ("en", "fr")
     default_queue: str = "general"
     max_unheard_turns: int = 2

@@ -109,6 +109,21 @@ def test_espeak_french_fallback_warns_once_and_speaks(caplog: pytest.LogCaptureF
     assert all(c.rate == voice.rate and c.duration_s > 0.3 and _rms(c) > 0.02 for c in chunks)
 
 
+def test_espeak_says_the_same_sentence_identically_whatever_was_said_before() -> None:
+    # eSpeak's pitch flutter and roughness carry a process-wide phase: the same sentence used to differ
+    # from one synthesis to the next, and Whisper heard different words in each.
+    caller, other = EspeakTTS("fr+m1"), EspeakTTS("fr")
+    sentence = "Je voudrais connaître l'état de mon dossier."
+    first = b"".join(c.audio for c in caller.synthesize(sentence))
+    for text in ("Bonjour.", "Très bien, continuons en français. Comment puis-je vous aider ?"):
+        list(other.synthesize(text))
+        assert b"".join(c.audio for c in caller.synthesize(sentence)) == first
+    assert (caller.language, caller.variant) == ("fr", "m1")
+    assert b"".join(c.audio for c in other.synthesize(sentence)) != first  # the variant is a different voice
+    with pytest.raises(ConfigError, match="espeak-ng --voices=variant"):
+        EspeakTTS("fr+nobody")
+
+
 def test_catalogue_uses_configured_piper_voice_and_caches_it() -> None:
     catalogue = Catalogue()
     english = catalogue.voice_for("en-US")
