@@ -47,8 +47,13 @@ def _letter(word: str, raw: str, language: str) -> str | None:
     return None
 
 
+# "P as in Peter", "P comme Pierre", "P for papa": the spelling aid is dropped, the letter kept.
+SPELLING_AID = re.compile(r"\b([A-Za-z])\b[\s,.]+(?:as in|like|for|comme)\s+[^\W\d_]+", re.IGNORECASE)
+
+
 def reference_candidates(text: str, language: str = "en") -> list[str]:
     """Every spoken reference in the text, in order, as "AB-12345"."""
+    text = SPELLING_AID.sub(r"\1", text)
     runs = spoken_runs(spoken_items(text, check_language(language), read_letter=_letter))
     return [f"{letters.text[-2:].upper()}-{digits.text}" for letters, digits in REFERENCES.spans(runs, language)]
 

@@ -1,11 +1,20 @@
-"""NLU quality on held-out examples (dialogue/rasa/tests/nlu_heldout_{en,fr}.yml, never trained on),
-scored through the running server's /model/parse."""
+"""NLU quality on examples the model never trained on, scored through the running server's /model/parse.
+
+Three sets per language in dialogue/rasa/tests/:
+- nlu_fresh_test_{en,fr}.yml — the honest score: written from the domain and KB topics only, before reading
+  the training data; never inspected to tune the model or its data;
+- nlu_fresh_dev_{en,fr}.yml — the other half of that fresh set; its errors were studied while trying
+  training-data and pipeline changes (none kept), so its score may be slightly optimistic;
+- nlu_heldout_{en,fr}.yml — the first held-out set; the training data was tuned on its errors too
+  (a regression check, optimistic like the dev half).
+"""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import httpx
@@ -18,9 +27,17 @@ from dialogue.references import normalise_reference
 pytestmark = pytest.mark.rasa
 
 HELDOUT_DIR = Path(__file__).resolve().parents[2] / "dialogue" / "rasa" / "tests"
+HELDOUT_SETS = ("nlu_fresh_test", "nlu_fresh_dev", "nlu_heldout")
+LANGUAGES = ("en", "fr")
 ANNOTATION = re.compile(r'\[([^\]]+)\](?:\{"entity": "reference", "value": "([^"]+)"\}|\(reference\))')
 MIN_MACRO_F1 = 0.90
 MIN_REFERENCE_ACCURACY = 0.95
+# The fresh sets were written without looking at the training data; the model scores 0.82 (EN) / 0.78 (FR) on
+# their untouched halves, below the 0.90 target, which so far holds only on nlu_heldout (tuned on, optimistic).
+# Until the model reaches the target there, these floors catch regressions, not success.
+FRESH_MACRO_F1_FLOOR = 0.75
+MIN_MACRO_F1_BY_SET = {"nlu_heldout": MIN_MACRO_F1, "nlu_fresh_test": FRESH_MACRO_F1_FLOOR,
+                       "nlu_fresh_dev": FRESH_MACRO_F1_FLOOR}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -30,8 +47,8 @@ class Example:
     reference: str | None
 
 
-def heldout_examples(language: str) -> list[Example]:
-    data = yaml.safe_load((HELDOUT_DIR / f"nlu_heldout_{language}.yml").read_text())
+def heldout_examples(heldout_set: str, language: str) -> list[Example]:
+    data = yaml.safe_load((HELDOUT_DIR / f"{heldout_set}_{language}.yml").read_text())
     examples = []
     for block in data["nlu"]:
         for line in block["examples"].splitlines():
@@ -45,6 +62,7 @@ def heldout_examples(language: str) -> list[Example]:
     return examples
 
 
+@cache
 def parse(service: RasaService, text: str) -> dict:
     response = httpx.post(
         f"{service.url}/model/parse", params={"token": service.auth_token}, json={"text": text}, timeout=10.0
@@ -54,7 +72,9 @@ def parse(service: RasaService, text: str) -> dict:
 
 
 def macro_f1(truth: list[str], predicted: list[str]) -> float:
-    labels = set(truth) | set(predicted)
+    """Mean F1 over the intents the examples carry. A prediction outside them (nlu_fallback) is a miss of the true
+    intent, not an extra class: counted as a class with F1 0, one fallback would cost more than three wrong intents."""
+    labels = set(truth)
     pairs = Counter(zip(truth, predicted, strict=True))
     scores = []
     for label in labels:
@@ -67,19 +87,30 @@ def macro_f1(truth: list[str], predicted: list[str]) -> float:
     return sum(scores) / len(scores)
 
 
-def test_macro_f1_is_computed_like_sklearn() -> None:
+def test_macro_f1_is_computed_like_sklearn_over_the_true_labels() -> None:
     # Hand-checked: a (P=1/2, R=1/2 -> 1/2), b (P=1/2, R=1 -> 2/3), c (P=0, R=0 -> 0) -> mean 7/18
     assert macro_f1(["a", "a", "b", "c"], ["a", "b", "b", "a"]) == pytest.approx(7 / 18, abs=1e-9)
+    # sklearn f1_score(average="macro", labels=["a", "b"]): a -> 1, b (R=1/2, P=1 -> 2/3) -> 5/6
+    assert macro_f1(["a", "b", "b"], ["a", "b", "nlu_fallback"]) == pytest.approx(5 / 6, abs=1e-9)
 
 
-@pytest.mark.parametrize("language", ["en", "fr"])
-def test_heldout_intents_reach_the_macro_f1_target(rasa_service: RasaService, language: str) -> None:
-    examples = heldout_examples(language)
+def test_fresh_halves_share_no_sentence() -> None:
+    for language in LANGUAGES:
+        dev = {example.text for example in heldout_examples("nlu_fresh_dev", language)}
+        test = {example.text for example in heldout_examples("nlu_fresh_test", language)}
+        assert not dev & test, f"{language}: sentences in both fresh halves: {sorted(dev & test)}"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("heldout_set", HELDOUT_SETS)
+def test_heldout_intents_reach_the_macro_f1_target(rasa_service: RasaService, heldout_set: str, language: str) -> None:
+    examples = heldout_examples(heldout_set, language)
     assert len({example.intent for example in examples}) >= 12 and len(examples) >= 90
     predicted = [parse(rasa_service, example.text)["intent"]["name"] for example in examples]
     score = macro_f1([example.intent for example in examples], predicted)
     misses = [(e.text, e.intent, p) for e, p in zip(examples, predicted, strict=True) if e.intent != p]
-    assert score >= MIN_MACRO_F1, f"{language} intent macro-F1 {score:.3f}; misclassified: {misses}"
+    floor = MIN_MACRO_F1_BY_SET[heldout_set]
+    assert score >= floor, f"{heldout_set}_{language} intent macro-F1 {score:.3f}; misclassified: {misses}"
 
 
 def extracted_reference(service: RasaService, text: str, language: str) -> str | None:
@@ -91,9 +122,10 @@ def extracted_reference(service: RasaService, text: str, language: str) -> str |
     return next((ref for ref in (normalise_reference(value, language) for value in entities) if ref), None)
 
 
-@pytest.mark.parametrize("language", ["en", "fr"])
-def test_heldout_case_numbers_are_extracted(rasa_service: RasaService, language: str) -> None:
-    examples = heldout_examples(language)
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("heldout_set", HELDOUT_SETS)
+def test_heldout_case_numbers_are_extracted(rasa_service: RasaService, heldout_set: str, language: str) -> None:
+    examples = heldout_examples(heldout_set, language)
     with_reference = [example for example in examples if example.reference]
     assert len(with_reference) >= 8
     got = [(e.text, e.reference, extracted_reference(rasa_service, e.text, language)) for e in with_reference]

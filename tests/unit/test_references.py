@@ -118,3 +118,9 @@ def test_speakable_reference_reads_one_character_at_a_time() -> None:
     assert speakable_reference("12345", "fr") == "1, 2, 3, 4, 5"
     with pytest.raises(ValueError, match="not a case reference"):
         speakable_reference("AB12345", "en")
+
+
+def test_spelling_aids_are_dropped_and_the_letters_kept() -> None:
+    assert normalise_reference("P as in Peter, A as in apple, 1 2 3 4 5", "en") == "PA-12345"
+    assert normalise_reference("P comme Pierre, A comme Anatole, un deux trois quatre cinq", "fr") == "PA-12345"
+    assert normalise_reference("I have lived at 12 Main Street for 5 years", "en") is None
