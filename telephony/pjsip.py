@@ -62,6 +62,17 @@ class BotAccount(pj.Account):
         self._on_incoming(int(prm.callId), str(prm.rdata.srcAddress), str(prm.rdata.wholeMsg))
 
 
+class BotEndpoint(pj.Endpoint):
+    """Reports the calls pjsua refuses by itself (before onIncomingCall), e.g. 486 when all its slots are taken."""
+
+    def __init__(self, on_rejected: Callable[[int, str], None]) -> None:
+        super().__init__()
+        self._on_rejected = on_rejected
+
+    def onRejectedIncomingCall(self, prm: Any) -> None:
+        self._on_rejected(int(prm.statusCode), str(prm.remoteInfo))
+
+
 class BridgePort(pj.AudioMediaPort):
     """A conference-bridge port between one call and its session; reused, never destroyed (see FACTS)."""
 
@@ -125,8 +136,13 @@ class Endpoint:
     ep: Any = None
     account: BotAccount | None = None
 
-    def start(self, on_incoming: Callable[[int, str, str], None], log_level: int = 1) -> None:
-        self.ep = pj.Endpoint()
+    def start(
+        self,
+        on_incoming: Callable[[int, str, str], None],
+        on_rejected: Callable[[int, str], None] = lambda status, remote: None,
+        log_level: int = 1,
+    ) -> None:
+        self.ep = BotEndpoint(on_rejected)
         self.ep.libCreate()
         config = pj.EpConfig()
         config.uaConfig.threadCnt = 0

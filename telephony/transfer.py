@@ -54,7 +54,7 @@ class ConsultEvents:
     def on_state(self, call: BotCall) -> None:
         info = call.getInfo()
         if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
-            self.transfers.consult_ended(self.pending, info.id, info.lastStatusCode)
+            self.transfers.consult_ended(self.pending, call, info.id, info.lastStatusCode)
 
     def on_media(self, call: BotCall) -> None:
         self.transfers.consult_media(self.pending, call)
@@ -162,8 +162,8 @@ class Transfers:
                 pending.consult_port, pending.consult_media = port, audio
                 return
 
-    def consult_ended(self, pending: Pending, pj_id: int, status: int) -> None:
-        self.worker.forget_call(pj_id)
+    def consult_ended(self, pending: Pending, call: BotCall, pj_id: int, status: int) -> None:
+        self.worker.forget_call(pj_id, call)
         if pending.kind == "consult" and self.pending.get(pending.link.call_id) is pending:
             pending.consult = None
             self._failed(pending.link.call_id, f"agent call ended ({status})")

@@ -12,11 +12,10 @@ import queue
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
 
 import pjsua2 as pj
 
-from telephony.admission import AdmissionGuard, parse_networks
+from telephony.admission import AdmissionGuard, Refusal, parse_networks
 from telephony.call_host import CallHost, CallLink, SipControl
 from telephony.pjsip import CLOCK_RATE, BotCall, Endpoint, PortPool
 from telephony.transfer import Transfers
@@ -25,6 +24,13 @@ from voicebot.sip_settings import SipSettings
 log = logging.getLogger(__name__)
 
 TIMER_PERIOD_S = 0.5
+# pjsua2 hands onIncomingCall at most 4000 bytes of the message: a copy that long means an INVITE of 4 kB or
+# more, which is an attack or a broken client (a caller's INVITE with SDP is 1-3 kB).
+MAX_MESSAGE_BYTES = 3999
+TOO_LARGE = Refusal(513, "Message Too Large")
+SHUTTING_DOWN = Refusal(503, "Shutting Down")
+ACK_RETRY_S = 1.0
+ACK_GIVE_UP_S = 40.0  # pjsip gives up on the ACK at the first 2xx retransmission after 64 x T1 = 32 s (~35.5 s)
 
 
 class SipWorker:
@@ -58,15 +64,16 @@ class SipWorker:
         self._next_timer = 0.0
         self._serial = 0
         self.draining = False
+        self.restart_requested = False
 
     # --- main loop -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.endpoint.start(self._on_incoming)
+        self.endpoint.start(self._on_incoming, self._on_rejected_by_pjsua)
         log.info("SIP worker %s listening on %s:%d", self.name, self.endpoint.bind_host, self.endpoint.bind_port)
 
     def run(self, should_stop: Callable[[], bool]) -> None:
-        while not should_stop():
+        while not should_stop() and not (self.restart_requested and not self.calls):
             self.step()
         self.drain()
 
@@ -119,12 +126,17 @@ class SipWorker:
             source = _header(message, "X-Voicebot-Source") or source
         self.calls[call_id] = call
         refusal = self.guard.check(source, self._slots_in_use())
+        if len(message) > MAX_MESSAGE_BYTES:
+            refusal = TOO_LARGE
         if self.draining:
-            refusal = refusal or _unavailable()
+            refusal = refusal or SHUTTING_DOWN
         if refusal is not None:
             log.warning("worker %s: refused a call from %s: %d %s (%d calls held)", self.name, source, refusal.status,
                         refusal.reason, len(self.calls) - 1)  # fmt: skip
-            self._answer(call, refusal.status, refusal.reason)
+            if refusal is TOO_LARGE:  # refusing inside the callback crashes pjsip on a big (cloned) INVITE
+                self.later(0.0, lambda: self._refuse(call, TOO_LARGE))
+            else:
+                self._answer(call, refusal.status, refusal.reason)
             return
         self._serial += 1
         call_name = f"{self.name}-{self._serial}-{secrets.token_hex(4)}"  # unique across workers and restarts
@@ -135,15 +147,31 @@ class SipWorker:
         if not self._answer(call, 200, "OK"):
             self.links.pop(call_id, None)
 
-    def forget_call(self, pj_id: int) -> None:
-        """Drop our reference on the next loop turn: never destroy a Call inside its own callback."""
-        self.later(0.0, lambda: self._drop(pj_id))
+    def _on_rejected_by_pjsua(self, status: int, remote: str) -> None:
+        held = len(self.calls)
+        if status == 486 and held < min(self.settings.max_calls, 4) and not self.draining:
+            # pjsua 2.15 can keep the slot of a call whose 200 OK was never ACKed. Nothing frees it but a new
+            # process: stop taking calls, let the current ones end, exit for the supervisor to restart us.
+            log.error("worker %s: pjsua refused %s as busy while %d of its slots are in use: it leaked a call "
+                      "slot; draining, then exiting for a restart", self.name, remote, held)  # fmt: skip
+            self.draining = self.restart_requested = True
+        else:
+            log.warning("worker %s: pjsua refused a call from %s: %d", self.name, remote, status)
 
-    def _drop(self, pj_id: int) -> None:
-        self.calls.pop(pj_id, None)
+    def forget_call(self, pj_id: int, call: BotCall) -> None:
+        """Drop our reference on the next loop turn: never destroy a Call inside its own callback. pjsua reuses
+        call ids at once, so only this call object is dropped, not a new call that took its id meanwhile."""
+        self.later(0.0, lambda: self._drop(pj_id, call))
+
+    def _drop(self, pj_id: int, call: BotCall) -> None:
+        if self.calls.get(pj_id) is call:
+            del self.calls[pj_id]
 
     def _slots_in_use(self) -> int:
         return len(self.calls) - 1  # the call being decided is already held
+
+    def _refuse(self, call: BotCall, refusal: Refusal) -> None:
+        self._answer(call, refusal.status, refusal.reason)
 
     def _answer(self, call: BotCall, status: int, reason: str) -> bool:
         op = pj.CallOpParam()
@@ -172,7 +200,7 @@ class SipWorker:
             link.pj_call = None  # the link lives on in the session's thread: it must not own pj objects
             self.host.caller_hung_up(link)
             self.transfers.call_ended(link)
-        self.forget_call(call_id)
+        self.forget_call(call_id, call)
 
     def on_media(self, call: BotCall) -> None:
         link = self.links.get(call.getId())
@@ -222,10 +250,29 @@ class SipWorker:
         return SipControl(link, self.post, self.transfers.start, self.hangup)
 
     def hangup(self, link: CallLink, reason: str) -> None:
+        if link.ended or link.pj_call is None or link.pj_state.get("hanging_up"):
+            return
+        link.pj_state["hanging_up"] = True
+        self._hangup_once_acked(link, reason)
+
+    def _hangup_once_acked(self, link: CallLink, reason: str) -> None:
         if link.ended or link.pj_call is None:
+            return
+        if self._awaiting_ack(link):
+            # pjsua 2.15 leaks the call slot for good when a call is hung up while its 200 OK still waits for
+            # the ACK; once the ACK arrives, or pjsip gives up on it (~32 s), the hang-up is clean.
+            self.later(ACK_RETRY_S, lambda: self._hangup_once_acked(link, reason))
             return
         log.info("worker %s: call %s hung up by the bot (%s)", self.name, link.call_id, reason)
         self._hangup_quietly(link.pj_call, 200)
+
+    def _awaiting_ack(self, link: CallLink) -> bool:
+        if link.pj_call is None or time.monotonic() - link.pj_state["started"] > ACK_GIVE_UP_S:
+            return False
+        try:
+            return bool(link.pj_call.getInfo().state == pj.PJSIP_INV_STATE_CONNECTING)
+        except pj.Error:
+            return False
 
     def _hangup_quietly(self, call: BotCall, status: int) -> None:
         op = pj.CallOpParam()
@@ -247,11 +294,10 @@ class SipWorker:
                 state["over_time"] = True
                 log.warning("worker %s: call %s reached the maximum duration", self.name, link.call_id)
                 self.say_then_hangup(link, "time_limit")
-            elif self._rtp_silent_for(link, now) > self.settings.rtp_timeout_s:
+            elif self._rtp_silent_for(link, now) > self.settings.rtp_timeout_s and not state.get("hanging_up"):
                 log.warning("worker %s: call %s: no RTP for %.0f s, hanging up", self.name, link.call_id,
                             self.settings.rtp_timeout_s)  # fmt: skip
                 self.hangup(link, "rtp-timeout")
-                state["rx_changed"] = now
         self.transfers.check(now)
 
     def _rtp_silent_for(self, link: CallLink, now: float) -> float:
@@ -284,7 +330,3 @@ def _header(message: str, name: str) -> str | None:
     return None
 
 
-def _unavailable() -> Any:
-    from telephony.admission import Refusal
-
-    return Refusal(503, "Shutting down")

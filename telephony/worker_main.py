@@ -24,6 +24,7 @@ from voicebot.ports import ConfigError, EventSink
 from voicebot.sinks import FanOut, JsonlSink, LogSink
 
 ENGINE_NICE = 5
+EXIT_RESTART = 75  # the worker asks its supervisor (voicebot serve) for a fresh process
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     worker.shutdown()
     logging.shutdown()
     sys.stdout.flush()
-    os._exit(0)
+    os._exit(EXIT_RESTART if worker.restart_requested else 0)
 
 
 if __name__ == "__main__":
