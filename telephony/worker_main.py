@@ -36,6 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--name", default="w0", help="worker name, used in call ids and logs")
     parser.add_argument("--rasa-url", help="Rasa REST server (default: dialogue.rasa_url)")
     parser.add_argument("--model", help="Whisper model")
+    parser.add_argument("--stt-threads", type=int, help="Whisper CPU threads (default: speech.stt_threads)")
     parser.add_argument("--events", help="append every call event to this JSONL file")
     parser.add_argument(
         "--behind-front-door",
@@ -52,6 +53,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         settings = settings.replace("dialogue", rasa_url=args.rasa_url)
     if args.model:
         settings = settings.replace("speech", stt_model=args.model)
+    if args.stt_threads:
+        settings = settings.replace("speech", stt_threads=args.stt_threads)
     if args.rtp_port:
         settings = settings.replace("sip", rtp_port=args.rtp_port)
     return settings
