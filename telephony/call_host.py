@@ -119,6 +119,14 @@ class CallHost:
     # --- on the loop -----------------------------------------------------------------------------
 
     async def _open(self, link: CallLink, control: SipControl, language: str | None) -> None:
+        try:
+            await self._start_session(link, control, language)
+        except Exception:
+            log.exception("call %s: the session could not start: hanging up", link.call_id)
+            self._sessions.pop(link.call_id, None)
+            control.hangup("session-error")
+
+    async def _start_session(self, link: CallLink, control: SipControl, language: str | None) -> None:
         session = self.runtime.session(link.call_id, AudioFormat(link.rate), control, self.sink, link.caller, language)
         link.session = session
         self._sessions[link.call_id] = session

@@ -52,6 +52,12 @@ class BotCall(pj.Call):
     def onCallTransferStatus(self, prm: Any) -> None:
         self.events.on_transfer_status(self, int(prm.statusCode), bool(prm.finalNotify))
 
+    def onCallTransferRequest(self, prm: Any) -> None:
+        prm.statusCode = 603  # a caller must not make the bot dial out (toll fraud through the trunk)
+
+    def onCallReplaceRequest(self, prm: Any) -> None:
+        prm.statusCode = 603
+
 
 class BotAccount(pj.Account):
     def __init__(self, on_incoming: Callable[[int, str, str], None]) -> None:

@@ -9,6 +9,7 @@ pj thread only.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ACCEPTED = 202
+BRIEFING_MAX_S = 30.0
 
 
 @dataclass
@@ -74,7 +76,7 @@ class Transfers:
     def start(self, link: CallLink, handoff: Handoff) -> None:
         settings = self.worker.settings
         target, mode = settings.target_for(handoff.queue), settings.mode_for(handoff.queue)
-        if link.ended:
+        if link.ended or link.call_id in self.pending:
             return
         log.info("call %s: %s transfer to %s (queue %s, %s)", link.call_id, mode, target, handoff.queue,
                  handoff.reason)  # fmt: skip
@@ -86,6 +88,8 @@ class Transfers:
     # --- blind -----------------------------------------------------------------------------------
 
     def _blind(self, link: CallLink, handoff: Handoff, target: str) -> None:
+        if link.ended or link.pj_call is None:
+            return
         deadline = time.monotonic() + self.worker.settings.agent_answer_timeout_s + 5
         self.pending[link.call_id] = Pending(link, handoff, target, "blind", deadline)
         try:
@@ -132,9 +136,10 @@ class Transfers:
         try:
             consult.makeCall(target, pj.CallOpParam(True))
         except pj.Error as exc:
+            pending.consult = None
             self._failed(link.call_id, f"agent not called: {exc.info()}")
             return
-        self.worker.calls[consult.getId()] = consult
+        self.worker.hold_call(consult.getId(), consult)
 
     async def _prepare_briefing(self, pending: Pending) -> None:
         session = pending.link.session
@@ -143,7 +148,9 @@ class Transfers:
         try:
             if session is not None:
                 voice = session.engines.voices.voice_for("en")
-                for chunk in voice.synthesize(text):
+                loop = asyncio.get_running_loop()
+                chunks = await loop.run_in_executor(session.engines.tts_executor, lambda: list(voice.synthesize(text)))
+                for chunk in chunks:
                     pending.briefing.push(chunk.to_mono().resample(pending.link.rate))
         finally:
             pending.briefing_ready = True
@@ -160,15 +167,19 @@ class Transfers:
                 assert pending.briefing is not None
                 port.attach(lambda _data: None, pending.briefing.read)
                 pending.consult_port, pending.consult_media = port, audio
+                pending.deadline = time.monotonic() + BRIEFING_MAX_S  # the agent answered: time to brief
                 return
 
     def consult_ended(self, pending: Pending, call: BotCall, pj_id: int, status: int) -> None:
         self.worker.forget_call(pj_id, call)
-        if pending.kind == "consult" and self.pending.get(pending.link.call_id) is pending:
-            pending.consult = None
+        was_consulting = pending.kind == "consult" and self.pending.get(pending.link.call_id) is pending
+        pending.consult = None  # breaks the Call -> events -> Pending -> Call cycle (no GC on a foreign thread)
+        if was_consulting:
             self._failed(pending.link.call_id, f"agent call ended ({status})")
 
     def _replace(self, pending: Pending) -> None:
+        if pending.link.ended or pending.link.pj_call is None:
+            return
         pending.kind = "replace"
         pending.deadline = time.monotonic() + 10
         try:

@@ -65,6 +65,7 @@ class SipWorker:
         self._serial = 0
         self.draining = False
         self.restart_requested = False
+        self._retired: list[BotCall] = []
 
     # --- main loop -------------------------------------------------------------------------------
 
@@ -124,7 +125,7 @@ class SipWorker:
         call = BotCall(self.endpoint.account, self, call_id)
         if self.behind_front_door:
             source = _header(message, "X-Voicebot-Source") or source
-        self.calls[call_id] = call
+        self.hold_call(call_id, call)
         refusal = self.guard.check(source, self._slots_in_use())
         if len(message) > MAX_MESSAGE_BYTES:
             refusal = TOO_LARGE
@@ -166,6 +167,18 @@ class SipWorker:
     def _drop(self, pj_id: int, call: BotCall) -> None:
         if self.calls.get(pj_id) is call:
             del self.calls[pj_id]
+            self._retired.append(call)
+
+    def hold_call(self, pj_id: int, call: BotCall) -> None:
+        """Keep a reference to every live Call. A Call's destructor hangs up whatever call now has its id,
+        and pjsua reuses ids at once: a finished Call is destroyed only once its id is free again."""
+        previous = self.calls.get(pj_id)
+        if previous is not None and previous is not call:
+            self._retired.append(previous)
+        self.calls[pj_id] = call
+
+    def _destroy_retired(self) -> None:
+        self._retired = [c for c in self._retired if c.getId() in self.calls or c.isActive()]
 
     def _slots_in_use(self) -> int:
         return len(self.calls) - 1  # the call being decided is already held
@@ -195,8 +208,8 @@ class SipWorker:
         link = self.links.pop(call_id, None)
         if link is not None:
             log.info("worker %s: call %s ended (%d %s)", self.name, link.call_id, info.lastStatusCode, info.lastReason)
+            link.ended = True  # before the port goes back to the pool: the session thread checks it
             self._disconnect_port(link)
-            link.ended = True
             link.pj_call = None  # the link lives on in the session's thread: it must not own pj objects
             self.host.caller_hung_up(link)
             self.transfers.call_ended(link)
@@ -288,6 +301,7 @@ class SipWorker:
     # --- timers ----------------------------------------------------------------------------------
 
     def _check_calls(self, now: float) -> None:
+        self._destroy_retired()
         for link in list(self.links.values()):
             state = link.pj_state
             if now - state["started"] > self.settings.max_call_s and not state.get("over_time"):
@@ -316,6 +330,7 @@ class SipWorker:
         """Drop every pj object, then destroy the library (no SWIG destructor may run after it)."""
         self.links.clear()
         self.calls.clear()
+        self._retired.clear()
         self.transfers.clear()
         self.pool.clear()
         self.endpoint.account = None

@@ -42,6 +42,8 @@ class WorkerProcess:
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if self._log is not None:
+            self._log.close()
         self._log = self.log_path.open("ab")
         self._log_start = self._log.tell()  # READY lines of earlier runs in this log do not count
         self.process = subprocess.Popen(self.command(), cwd=REPO_ROOT, stdout=self._log, stderr=subprocess.STDOUT)
@@ -60,7 +62,7 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def stop(self, grace_s: float = 20.0) -> int | None:
+    def stop(self, grace_s: float = 30.0) -> int | None:
         if self.process is None:
             return None
         if self.process.poll() is None:
