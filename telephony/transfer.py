@@ -223,6 +223,9 @@ class Transfers:
         if pending is not None:
             self._release_consult(pending, hang_up=pending.kind == "consult")
 
+    def consult_calls(self) -> int:
+        return sum(1 for pending in self.pending.values() if pending.consult is not None)
+
     def clear(self) -> None:
         self.pending.clear()
 

@@ -149,7 +149,9 @@ class SipWorker:
             self.links.pop(call_id, None)
 
     def _on_rejected_by_pjsua(self, status: int, remote: str) -> None:
-        held = len(self.calls)
+        # Calls known to use a pjsua slot: answered ones and the bot's own calls to agents. (self.calls may
+        # still hold a call that has just ended: its reference is dropped on the next loop turn.)
+        held = len(self.links) + self.transfers.consult_calls()
         if status == 486 and held < min(self.settings.max_calls, 4) and not self.draining:
             # pjsua 2.15 can keep the slot of a call whose 200 OK was never ACKed. Nothing frees it but a new
             # process: stop taking calls, let the current ones end, exit for the supervisor to restart us.
