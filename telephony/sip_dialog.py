@@ -86,16 +86,7 @@ class Dialog:
         return self.build("ACK", self.remote_target or self.remote_uri, invite_cseq)
 
     def ack_for_failure(self, invite: SipRequest, response: SipResponse) -> SipRequest:
-        """ACK of a non-2xx final response: same branch and Request-URI as the INVITE, the response's To."""
-        headers = [
-            ("Via", invite.header("Via") or ""),
-            ("Max-Forwards", "70"),
-            ("From", invite.header("From") or ""),
-            ("To", response.header("To") or ""),
-            ("Call-ID", invite.call_id),
-            ("CSeq", f"{invite.cseq[0]} ACK"),
-        ]
-        return request("ACK", invite.uri, headers)
+        return ack_for_failure(invite, response)
 
     def cancel(self, invite: SipRequest) -> SipRequest:
         headers = [
@@ -107,3 +98,16 @@ class Dialog:
             ("CSeq", f"{invite.cseq[0]} CANCEL"),
         ]
         return request("CANCEL", invite.uri, headers)
+
+
+def ack_for_failure(invite: SipRequest, response: SipResponse) -> SipRequest:
+    """ACK of a non-2xx final response: same branch and Request-URI as the INVITE, the response's To."""
+    headers = [
+        ("Via", invite.header("Via") or ""),
+        ("Max-Forwards", "70"),
+        ("From", invite.header("From") or ""),
+        ("To", response.header("To") or ""),
+        ("Call-ID", invite.call_id),
+        ("CSeq", f"{invite.cseq[0]} ACK"),
+    ]
+    return request("ACK", invite.uri, headers)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, cast
 
+from telephony.sip_dialog import ack_for_failure
 from telephony.sip_message import (
     SipParseError,
     SipRequest,
@@ -235,7 +236,7 @@ class SipCaller(SipEndpoint):
         if final is None:
             return CallAttempt(invite, None, None)
         if final.status >= 300:
-            self.send(self._ack_failure(invite, final), target)
+            self.send(ack_for_failure(invite, final), target)
             return CallAttempt(invite, final, None)
         dialog = Dialog(
             call_id=invite.call_id,
@@ -271,16 +272,3 @@ class SipCaller(SipEndpoint):
             *(extra or []),
         ]
         return request(method, uri, headers, body)
-
-    @staticmethod
-    def _ack_failure(invite: SipRequest, final: SipResponse) -> SipRequest:
-        """The ACK of a non-2xx final response: same branch and Request-URI, the response's To."""
-        headers = [
-            ("Via", invite.header("Via") or ""),
-            ("Max-Forwards", "70"),
-            ("From", invite.header("From") or ""),
-            ("To", final.header("To") or ""),
-            ("Call-ID", invite.call_id),
-            ("CSeq", f"{invite.cseq[0]} ACK"),
-        ]
-        return request("ACK", invite.uri, headers)

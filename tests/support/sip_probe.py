@@ -16,6 +16,7 @@ import time
 from typing import cast
 
 from telephony.rtp import RtpPacket
+from telephony.sip_dialog import ack_for_failure
 from telephony.sip_message import (
     SipParseError,
     SipRequest,
@@ -123,20 +124,8 @@ class SipProbe(asyncio.DatagramProtocol):
         finally:
             del self._finals[invite.call_id]
         if response.status >= 300:
-            self.send_raw(_ack_failure(invite, response).encode(), to)
+            self.send_raw(ack_for_failure(invite, response).encode(), to)
         return response
-
-
-def _ack_failure(invite: SipRequest, response: SipResponse) -> SipRequest:
-    headers = [
-        ("Via", invite.header("Via") or ""),
-        ("Max-Forwards", "70"),
-        ("From", invite.header("From") or ""),
-        ("To", response.header("To") or ""),
-        ("Call-ID", invite.call_id),
-        ("CSeq", f"{invite.cseq[0]} ACK"),
-    ]
-    return request("ACK", invite.uri, headers)
 
 
 async def spray_rtp_garbage(targets: list[Address], duration_s: float, per_second: int = 400, seed: int = 7) -> int:
