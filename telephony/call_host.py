@@ -36,6 +36,7 @@ class CallLink:
     media: Any = None
     session: CallSession | None = None
     ended: bool = False  # the SIP call is gone
+    key_handler: Callable[[str], None] | None = None  # set while keys answer the queue, not the dialogue (loop)
     pj_state: dict[str, Any] = field(default_factory=dict)
 
 
@@ -95,9 +96,13 @@ class CallHost:
         self.loop.call_soon_threadsafe(self._close, link.call_id, "hangup-by-caller")
 
     def dtmf(self, link: CallLink, digit: str) -> None:
-        session = link.session
-        if session is not None:
-            self.loop.call_soon_threadsafe(session.dtmf, digit)
+        self.loop.call_soon_threadsafe(self._key, link, digit)
+
+    def _key(self, link: CallLink, digit: str) -> None:
+        if link.key_handler is not None:
+            link.key_handler(digit)
+        elif link.session is not None:
+            link.session.dtmf(digit)
 
     def say_then(self, link: CallLink, prompt: str, then: Callable[[], None], post: Post) -> None:
         """Play a cached prompt to the caller (after the session ended too), then run `then` on the pj thread."""

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,7 @@ class Pending:
     consult_media: Any = None
     briefing: Playout | None = None
     briefing_ready: bool = False
+    on_result: Callable[[bool], None] | None = None  # queue transfers: the ACD learns the outcome, no fallback
 
 
 class ConsultEvents:
@@ -78,12 +80,36 @@ class Transfers:
         target, mode = settings.target_for(handoff.queue), settings.mode_for(handoff.queue)
         if link.ended or link.call_id in self.pending:
             return
+        if handoff.fixed_number:  # a supervisors' rule names a fixed line (emergency): no queue, no agent choice
+            target, mode = handoff.fixed_number, "blind"
+        elif mode == "queue":
+            self.worker.queue_caller(link, handoff)
+            return
         log.info("call %s: %s transfer to %s (queue %s, %s)", link.call_id, mode, target, handoff.queue,
                  handoff.reason)  # fmt: skip
         if mode == "attended":
             self._consult(link, handoff, target)
         else:
             self._blind(link, handoff, target)
+
+    def ring_agent(self, link: CallLink, handoff: Handoff, target: str, timeout_s: float,
+                   on_result: Callable[[bool], None]) -> None:  # fmt: skip
+        """An attended transfer to the agent the ACD chose; `on_result(False)` when that agent cannot take the
+        call (the caller stays in the queue and the next agent is tried), `on_result(True)` once connected."""
+        if link.ended or link.call_id in self.pending:
+            on_result(False)
+            return
+        log.info("call %s: ringing agent %s (queue %s)", link.call_id, target, handoff.queue)
+        self._consult(link, handoff, target, on_result)
+        pending = self.pending.get(link.call_id)
+        if pending is not None:
+            pending.deadline = time.monotonic() + timeout_s
+
+    def stop_ringing(self, link: CallLink, why: str) -> None:
+        """The ACD withdrew the offer (the agent went offline or paused): hang up the agent's leg."""
+        pending = self.pending.get(link.call_id)
+        if pending is not None and pending.kind == "consult":
+            self._failed(link.call_id, why)
 
     # --- blind -----------------------------------------------------------------------------------
 
@@ -105,6 +131,8 @@ class Transfers:
         if 200 <= status < 300 and status != ACCEPTED:
             self.pending.pop(link.call_id, None)
             self._release_consult(pending, hang_up=False)
+            if pending.on_result is not None:
+                pending.on_result(True)
             self.worker.hangup(link, "transferred")
         elif status >= 300 or (final and status != ACCEPTED):
             self._failed(link.call_id, f"transfer answered {status}")
@@ -115,6 +143,9 @@ class Transfers:
             return
         log.warning("call %s: %s transfer to %s failed: %s", call_id, pending.kind, pending.target, why)
         self._release_consult(pending, hang_up=True)
+        if pending.on_result is not None:
+            pending.on_result(False)
+            return
         if pending.kind == "blind":
             self.worker.say_then_hangup(pending.link, "transfer_failed")
             return
@@ -124,11 +155,14 @@ class Transfers:
 
     # --- attended --------------------------------------------------------------------------------
 
-    def _consult(self, link: CallLink, handoff: Handoff, target: str) -> None:
+    def _consult(
+        self, link: CallLink, handoff: Handoff, target: str, on_result: Callable[[bool], None] | None = None
+    ) -> None:
         deadline = time.monotonic() + self.worker.settings.agent_answer_timeout_s
-        pending = Pending(link, handoff, target, "consult", deadline)
+        pending = Pending(link, handoff, target, "consult", deadline, on_result=on_result)
         self.pending[link.call_id] = pending
-        self.worker.host.say_then(link, "hold", lambda: None, self.worker.post)
+        if on_result is None:  # a queued caller hears the queue's announcements and hold music instead
+            self.worker.host.say_then(link, "hold", lambda: None, self.worker.post)
         pending.briefing = Playout(AudioFormat(link.rate))
         self.worker.host.submit(self._prepare_briefing(pending))
         consult = BotCall(self.worker.endpoint.account, ConsultEvents(self, pending))
@@ -144,10 +178,11 @@ class Transfers:
     async def _prepare_briefing(self, pending: Pending) -> None:
         session = pending.link.session
         assert pending.briefing is not None
-        text = briefing_text(pending.handoff)
+        language = pending.handoff.language or "en"
+        text = briefing_text(pending.handoff, language)
         try:
             if session is not None:
-                voice = session.engines.voices.voice_for("en")
+                voice = session.engines.voices.voice_for(language)
                 loop = asyncio.get_running_loop()
                 chunks = await loop.run_in_executor(session.engines.tts_executor, lambda: list(voice.synthesize(text)))
                 for chunk in chunks:
@@ -222,6 +257,8 @@ class Transfers:
         pending = self.pending.pop(link.call_id, None)
         if pending is not None:
             self._release_consult(pending, hang_up=pending.kind == "consult")
+            if pending.on_result is not None:
+                pending.on_result(False)
 
     def consult_calls(self) -> int:
         return sum(1 for pending in self.pending.values() if pending.consult is not None)
@@ -230,6 +267,28 @@ class Transfers:
         self.pending.clear()
 
 
-def briefing_text(handoff: Handoff) -> str:
-    summary = handoff.summary or f"Caller handed over because of {handoff.reason.replace('_', ' ')}."
+REASONS = {
+    "en": {
+        "dtmf_0": "the caller pressed 0",
+        "caller_request": "the caller asked for a person",
+        "repeated_fallback": "the assistant did not understand the caller",
+        "emergency": "the caller reported an emergency",
+    },
+    "fr": {
+        "dtmf_0": "l'appelant a tapé 0",
+        "caller_request": "l'appelant a demandé une personne",
+        "repeated_fallback": "l'assistant n'a pas compris l'appelant",
+        "emergency": "l'appelant signale une urgence",
+    },
+}
+
+
+def briefing_text(handoff: Handoff, language: str = "en") -> str:
+    """One sentence for the agent, in the caller's language (the agent was chosen for speaking it)."""
+    words = REASONS["fr" if language == "fr" else "en"]
+    reason = words.get(handoff.reason, handoff.reason.replace("_", " "))
+    if language == "fr":
+        summary = handoff.summary or f"Appel transmis parce que {reason}."
+        return f"Appel de l'assistant vocal, en français. {summary}"
+    summary = handoff.summary or f"Handed over because {reason}."
     return f"Call from the voice assistant. {summary}"

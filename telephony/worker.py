@@ -12,14 +12,20 @@ import queue
 import secrets
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pjsua2 as pj
 
 from telephony.admission import AdmissionGuard, Refusal, parse_networks
 from telephony.call_host import CallHost, CallLink, SipControl
 from telephony.pjsip import CLOCK_RATE, BotCall, Endpoint, PortPool
+from telephony.queue_hold import QueueHold
 from telephony.transfer import Transfers
+from voicebot.ports import Handoff
 from voicebot.sip_settings import SipSettings
+
+if TYPE_CHECKING:
+    from dialogue.acd import Acd
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +48,10 @@ class SipWorker:
         bind_port: int,
         name: str = "w0",
         behind_front_door: bool = False,
+        acd: Acd | None = None,
     ) -> None:
         self.settings = settings
+        self.acd = acd
         self.host = host
         self.name = name
         self.behind_front_door = behind_front_door
@@ -297,6 +305,23 @@ class SipWorker:
         except pj.Error as exc:
             log.debug("hang-up: %s", exc.info())
 
+    def queue_caller(self, link: CallLink, handoff: Handoff) -> None:
+        """transfer_mode "queue": the caller waits for the agent the ACD picks (pj thread)."""
+        if self.acd is None:
+            log.error("worker %s: transfer_mode is queue but no agent queue is configured", self.name)
+            self.say_then_hangup(link, "transfer_failed")
+            return
+        hang_up = lambda: self.post(lambda: self.hangup(link, "callback-offer-over"))  # noqa: E731
+        hold = QueueHold(link, handoff, self.acd, self._ring_agent, self._stop_ringing, hang_up)
+        self.host.submit(hold.run())
+
+    def _ring_agent(self, link: CallLink, handoff: Handoff, uri: str, timeout_s: float,
+                    on_result: Callable[[bool], None]) -> None:  # fmt: skip
+        self.post(lambda: self.transfers.ring_agent(link, handoff, uri, timeout_s, on_result))
+
+    def _stop_ringing(self, link: CallLink, why: str) -> None:
+        self.post(lambda: self.transfers.stop_ringing(link, why))
+
     def say_then_hangup(self, link: CallLink, prompt: str) -> None:
         self.host.say_then(link, prompt, lambda: self.hangup(link, prompt), self.post)
 
@@ -345,5 +370,3 @@ def _header(message: str, name: str) -> str | None:
         if line.lower().startswith(prefix):
             return line[len(prefix) :].strip()
     return None
-
-

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from telephony.call_host import CallHost
 from telephony.worker import SipWorker
-from voicebot.compose import Runtime, build_runtime
+from voicebot.compose import Runtime, build_runtime, call_routing
 from voicebot.config import Settings, load_settings
 from voicebot.ports import ConfigError, EventSink
 from voicebot.sinks import FanOut, JsonlSink, LogSink
@@ -82,9 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s [{args.name}] %(name)s: %(message)s")
     logging.getLogger("voicebot.call").setLevel(logging.INFO if args.verbose else logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    acd = None
     try:
         settings = settings_from(args)
         runtime = build_runtime_below_media(settings)
+        if settings.sip.transfer_mode == "queue":
+            acd, runtime.router = call_routing(settings)
     except ConfigError as exc:
         print(f"voicebot worker: error: {exc}", file=sys.stderr)
         return 2
@@ -94,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     host = CallHost(runtime, FanOut(sinks))
     host.loop.set_default_executor(ThreadPoolExecutor(2, "engine-misc", initializer=lower_this_thread))
     bind = (args.host or settings.sip.host, args.port or settings.sip.port)
-    worker = SipWorker(settings.sip, host, *bind, name=args.name, behind_front_door=args.behind_front_door)
+    worker = SipWorker(settings.sip, host, *bind, name=args.name, behind_front_door=args.behind_front_door, acd=acd)
     stop = {"requested": False}
 
     def request_stop(signum: int, _frame: object) -> None:

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from voicebot.audio import AudioFileError
+from voicebot.cli_rules import add_rules_parser
 from voicebot.config import REPO_ROOT, Settings, load_settings
+from voicebot.console.cli import add_console_parser
 from voicebot.ports import ConfigError, DialogueError
 
 if TYPE_CHECKING:
@@ -286,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--rasa-url", help="use this running Rasa server instead of starting one")
     srv.add_argument("--events", help="append every call event to this JSONL file")
     srv.set_defaults(func=cmd_serve)
+
+    add_rules_parser(sub)
+    add_console_parser(sub)
     return parser
 
 

@@ -13,8 +13,13 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from dialogue.acd import Acd
+from dialogue.agents import load_directory
+from dialogue.ops_db import ops_db_path
 from dialogue.rasa_client import RasaRestClient
 from dialogue.rasa_service import RasaService
+from dialogue.routing import RulesRouter
+from dialogue.rule_store import RuleStore, rules_validator
 from voicebot.audio import AudioChunk, AudioFormat
 from voicebot.config import Settings
 from voicebot.engines.stt import WhisperSTT
@@ -26,6 +31,7 @@ from voicebot.ports import (
     DialogueContext,
     DialogueError,
     EventSink,
+    TransferRouter,
     VoiceActivityDetector,
 )
 from voicebot.prompts import PromptCache, PromptTexts
@@ -46,6 +52,7 @@ class Runtime:
     voices: Catalogue
     dialogue: DialogueBackend
     prompt_texts: PromptTexts
+    router: TransferRouter | None = None  # supervisors' transfer rules (SIP workers in queue mode)
     asr_executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "asr"))
     tts_executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "tts"))
     _prompts: dict[int, PromptCache] = field(default_factory=dict)
@@ -75,7 +82,14 @@ class Runtime:
     ) -> CallSession:
         vad = self.new_vad()
         engines = SessionEngines(
-            vad, self.stt, self.voices, self.dialogue, self.prompts(channel.rate), self.asr_executor, self.tts_executor
+            vad,
+            self.stt,
+            self.voices,
+            self.dialogue,
+            self.prompts(channel.rate),
+            self.asr_executor,
+            self.tts_executor,
+            self.router,
         )
         options = self.options(vad.frame_ms, language)
         if not welcome:
@@ -169,3 +183,14 @@ def ensure_dialogue(settings: Settings, progress: Callable[[str], None]) -> Rasa
     )
     service.ensure_running()
     return service
+
+
+def call_routing(settings: Settings) -> tuple[Acd, RulesRouter]:
+    """The agent queue (seeded from settings.agents_file: new agents and queue definitions, live states kept)
+    and the supervisors' live transfer rules, both in the operations database shared by every process."""
+    db_path = ops_db_path()
+    acd = Acd(db_path)
+    acd.seed(*load_directory(settings.agents_file))
+    store = RuleStore(db_path, rules_validator(db_path, settings.call.languages))
+    router = RulesRouter(store, acd, db_path, settings.call.languages, settings.speech.language_threshold)
+    return acd, router

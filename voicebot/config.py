@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from voicebot.console.settings import ConsoleSettings
 from voicebot.ports import ConfigError
 from voicebot.sip_settings import SipSettings
 from voicebot.yamlfile import read_mapping
@@ -58,9 +59,11 @@ class Settings:
     dialogue: DialogueSettings = field(default_factory=DialogueSettings)
     call: CallSettings = field(default_factory=CallSettings)
     sip: SipSettings = field(default_factory=SipSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
     models_dir: Path = REPO_ROOT / ".cache" / "models"
     prompts_file: Path = REPO_ROOT / "data" / "prompts.yaml"
     voices_file: Path = REPO_ROOT / "voices" / "voices.yaml"
+    agents_file: Path = REPO_ROOT / "data" / "agents.yaml"  # agents and queues seeded into the agent queue
     cache_dir: Path = REPO_ROOT / ".cache"
 
     def replace(self, section: str | None = None, **changes: Any) -> Settings:

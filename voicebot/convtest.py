@@ -26,10 +26,13 @@ class TurnOutcome:
     heard: str = ""
     accepted: bool = False
     language: str | None = None
+    language_probability: float | None = None
     intent: str | None = None
+    confidence: float | None = None
     slots: dict[str, Any] = field(default_factory=dict)
     replies: list[str] = field(default_factory=list)
     transfer: str | None = None
+    handoff_reason: str | None = None
     hangup: bool = False
     errors: list[str] = field(default_factory=list)
     wer: float | None = None
@@ -132,13 +135,16 @@ def _observe(turn: TurnSpec, events: list[ev.CallEvent]) -> TurnOutcome:
             if event.accepted:
                 heard.append(event.text)
                 out.accepted = True
-            out.language = event.language or out.language
+            if event.language:
+                out.language, out.language_probability = event.language, event.language_probability
         elif isinstance(event, ev.DialogueReplied):
             out.intent = event.intent
+            out.confidence = event.confidence
             out.slots.update(event.slots)
             out.replies.extend(event.texts)
         elif isinstance(event, ev.TransferRequested):
             out.transfer = event.queue
+            out.handoff_reason = event.reason or None
         elif isinstance(event, ev.HangupRequested):
             out.hangup = True
         elif isinstance(event, ev.CallError):

@@ -95,6 +95,12 @@ class Handoff:
     language: str | None = None
     summary: str = ""
     slots: dict[str, Any] = field(default_factory=dict)
+    # Set by the supervisors' transfer rules (dialogue/transfer_rules.py):
+    rule: str | None = None
+    priority: int = 0
+    announcement: str = ""  # spoken to the caller instead of the dialogue's own words
+    callback: bool = False  # offer to call the caller back instead of queueing
+    fixed_number: str | None = None  # a fixed destination (an emergency line), not an agent queue
 
     def with_default_language(self, language: str) -> Handoff:
         return self if self.language else replace(self, language=language)
@@ -109,6 +115,29 @@ class DialogueReply:
     language: str | None = None
     handoff: Handoff | None = None
     hangup: bool = False
+
+
+@dataclass(frozen=True)
+class TurnNote:
+    """What one caller turn looked like, for the transfer rules."""
+
+    turn: int
+    text: str = ""
+    language: str | None = None
+    language_probability: float | None = None
+    intent: str | None = None
+    confidence: float | None = None
+    dtmf: str | None = None
+    handoff_reason: str | None = None
+
+
+class TransferRouter(Protocol):
+    """Decides after each turn whether (and where) the caller goes to a human. Blocking (reads a database):
+    the session calls it in a thread. Returns the handoff to carry out, or None to go on with the dialogue."""
+
+    def route(
+        self, call_id: str, caller: str | None, turns: tuple[TurnNote, ...], handoff: Handoff | None
+    ) -> Handoff | None: ...
 
 
 class DialogueError(RuntimeError):

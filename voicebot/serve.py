@@ -88,6 +88,7 @@ class Hotline:
         self.workers = [self._worker(i, worker_args) for i in range(max(1, settings.sip.workers))]
         self.rasa: Any = None
         self.front_door: Any = None
+        self.console: Any = None
 
     def _worker(self, index: int, args: list[str]) -> WorkerProcess:
         sip = self.settings.sip
@@ -106,6 +107,7 @@ class Hotline:
         from voicebot.compose import ensure_dialogue
 
         self.rasa = ensure_dialogue(self.settings, self.progress)
+        self._prepare_agent_queue()
         for worker in self.workers:
             worker.start()
         for worker in self.workers:
@@ -115,6 +117,22 @@ class Hotline:
             self._start_front_door()
         sip = self.settings.sip
         self.progress(f"call sip:voicebot@{sip.host}:{sip.port} (UDP/TCP) — Ctrl-C or SIGTERM drains calls and stops")
+
+    def _prepare_agent_queue(self) -> None:
+        """Agents and queues seeded (live states kept), then the console, before any call can be queued."""
+        from dialogue.ops_db import ops_db_path
+        from voicebot.compose import call_routing
+        from voicebot.console import ConsoleThread
+        from voicebot.console.users import UserStore
+
+        call_routing(self.settings)
+        if not self.settings.console.enabled:
+            return
+        self.console = ConsoleThread(self.settings.console, ops_db_path(), self.settings)
+        self.console.start()
+        self.progress(f"console at {self.console.url} (supervisors, agents' desk)")
+        if not UserStore(ops_db_path()).all():
+            self.progress("no console user yet: add one with `voicebot console user add NAME --role admin`")
 
     def _start_front_door(self) -> None:
         from telephony.kamailio import start_front_door
@@ -153,6 +171,8 @@ class Hotline:
                 failures += 1
         if self.front_door is not None:
             self.front_door.stop()
+        if self.console is not None:
+            self.console.stop()
         if self.rasa is not None:
             self.progress("stopping the Rasa server started by `voicebot serve`")
             self.rasa.stop()

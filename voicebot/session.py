@@ -22,18 +22,11 @@ from voicebot.emitter import Emitter, TurnClock
 from voicebot.language import CallLanguage
 from voicebot.listener import Boundary, Listener
 from voicebot.playout import Playout
-from voicebot.ports import (
-    CallControl,
-    DialogueContext,
-    DialogueReply,
-    EventSink,
-    Handoff,
-    SpeechToText,
-    Transcription,
-)
+from voicebot.ports import CallControl, DialogueContext, DialogueReply, EventSink, Handoff, SpeechToText, Transcription
 from voicebot.segmenter import Segment
 from voicebot.session_types import SessionEngines, SessionOptions
 from voicebot.speaker import Speaker
+from voicebot.turn_routing import TurnRouting, note_for
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +70,7 @@ class CallSession:
         self._reprompts = 0
         self._ending = False
         self._emit = Emitter(call_id, sink, clock)
+        self.routing = TurnRouting(call_id, caller, engines.router)
         speaker = Speaker(engines.voices, engines.prompts, self.playout, engines.tts_executor, "en")
         self._voice = BotVoice(speaker, self._emit, self._note_progress)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -259,6 +253,9 @@ class CallSession:
         reply = await self._ask_dialogue(turn, text)
         if reply is None:
             return
+        language = self.language
+        note = note_for(turn.turn, text, keys, language.current, language.probability, reply)
+        reply = await self.routing.apply(note, reply)
         if not (reply.texts or reply.handoff or reply.hangup):
             log.warning("call %s: the dialogue had nothing to say to %r", self.call_id, text)
             await self._voice.until_played(self._voice.prompt("not_understood", self.language.current, turn.turn))

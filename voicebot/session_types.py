@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
-from voicebot.ports import DialogueBackend, SpeechToText, VoiceActivityDetector, VoiceCatalogue
+from voicebot.ports import DialogueBackend, SpeechToText, TransferRouter, VoiceActivityDetector, VoiceCatalogue
 from voicebot.prompts import PromptCache
 from voicebot.segmenter import EndpointConfig
 
@@ -19,6 +19,7 @@ class SessionEngines:
     prompts: PromptCache
     asr_executor: Executor
     tts_executor: Executor
+    router: TransferRouter | None = None  # supervisors' transfer rules; None: the dialogue alone decides
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,9 @@ class SipSettings:
     max_call_s: float = 900.0
     rtp_timeout_s: float = 30.0  # no RTP for this long: the line is dead, hang up
     rtp_port: int = 40000
-    transfer_mode: str = "blind"  # blind (REFER) or attended (the bot briefs the agent first)
+    # blind (REFER to the queue's URI), attended (the bot briefs the agent first) or queue (the agent queue picks the
+    # agent: callers wait with announcements, the chosen agent is briefed, the next one tried if it does not answer)
+    transfer_mode: str = "queue"
     attended_queues: tuple[str, ...] = ()  # queues always transferred attended, whatever transfer_mode says
     agent_answer_timeout_s: float = 20.0
     transfer_targets: dict[str, str] = field(default_factory=lambda: {"default": "sip:agents@127.0.0.1:5090"})

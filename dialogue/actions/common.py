@@ -275,9 +275,19 @@ TOPICS = {
 }
 
 
+REASON_WORDS = {
+    "dtmf_0": "the caller pressed 0",
+    "caller_request": "the caller asked for a person",
+    "repeated_fallback": "the assistant did not understand the caller",
+    "emergency": "the caller reported an emergency",
+    "unknown_case": "the case number was not found",
+}
+
+
 def handoff_summary(tracker: Tracker, reason: str, language: str) -> str:
     topic = _latest_topic(tracker)
-    parts = [f"Caller ({language}) handed over because of {reason.replace('_', ' ')}"]
+    because = REASON_WORDS.get(reason, reason.replace("_", " "))
+    parts = [f"Caller ({language}) handed over because {because}"]
     if topic:
         parts.append(f"about {topic}")
     case = tracker.get_slot("case_reference") or tracker.get_slot("looked_up_case")

@@ -18,6 +18,7 @@ from voicebot.config import REPO_ROOT
 
 pytestmark = pytest.mark.rasa
 
+CONSOLE_PORT = 8190
 FRONT_PORT = 5500
 
 
@@ -39,6 +40,7 @@ def served(rasa_service: RasaService, tmp_path_factory: pytest.TempPathFactory) 
             "dialogue": {"auth_token": rasa_service.auth_token, "timeout_s": 15.0},
             # Every call comes from one source here (the load generator), as from a trunk provider's gateway.
             "sip": {"rtp_port": 46000, "worker_base_port": 5510, "invite_rate_per_s": 20.0},
+            "console": {"port": CONSOLE_PORT},
         },
     )
     stderr_path = folder / "serve.err"
@@ -67,6 +69,14 @@ async def test_ten_concurrent_calls_are_answered_behind_kamailio(served: Served)
     logs = {p.name: p.read_text() for p in served.run_dir.glob("worker-*.log")}
     answered_by = {name: text.count(" from ") for name, text in logs.items()}
     assert len(answered_by) == 3 and all(n >= 2 for n in answered_by.values()), answered_by
+
+
+def test_serve_also_runs_the_console_on_loopback(served: Served) -> None:
+    import httpx
+
+    page = httpx.get(f"http://127.0.0.1:{CONSOLE_PORT}/login", timeout=10)
+    assert page.status_code == 200 and "password" in page.text.lower(), page.text[:500]
+    assert "console at http://127.0.0.1:" in served.stderr_path.read_text()
 
 
 def test_shutdown_drains_and_exits_cleanly(served: Served) -> None:

@@ -48,6 +48,7 @@ def worker(rasa_service: RasaService, tmp_path_factory: pytest.TempPathFactory) 
             "sip": {
                 "rtp_port": 42000,
                 "agent_answer_timeout_s": 8.0,
+                "transfer_mode": "blind",  # fixed agent URIs per queue (the agent queue: test_agent_queue.py)
                 "attended_queues": ["emergency"],
                 "transfer_targets": {
                     "default": f"sip:agent@127.0.0.1:{GENERAL_AGENT_PORT}",

@@ -71,6 +71,7 @@ def worker(rasa_service: RasaService, tmp_path_factory: pytest.TempPathFactory) 
                 "rtp_timeout_s": RTP_TIMEOUT_S,
                 "max_call_s": MAX_CALL_S,
                 "agent_answer_timeout_s": AGENT_ANSWER_TIMEOUT_S,
+                "transfer_mode": "blind",
                 "transfer_targets": {"default": f"sip:agent@127.0.0.1:{UNREACHABLE_AGENT_PORT}"},
             },
         },

@@ -101,7 +101,7 @@ class PhoneAccount(pj.Account):
     def onIncomingCall(self, prm: Any) -> None:
         call = self.phone.new_call(prm.callId)
         op = pj.CallOpParam()
-        op.statusCode = 200
+        op.statusCode = 180 if self.phone.args.ring_only else 200  # an agent away from the desk never picks up
         call.answer(op)
         say("incoming", source=str(prm.rdata.srcAddress))
 
@@ -158,6 +158,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--dtmf", default="", help="comma-separated S:DIGITS, S seconds after the call is confirmed")
     parser.add_argument("--hangup-at", type=float, default=0.0, help="seconds after confirmation (0 = never)")
     parser.add_argument("--max-s", type=float, default=60.0)
+    parser.add_argument("--ring-only", action="store_true", help="answer mode: let calls ring, never pick up")
     return parser.parse_args(argv)
 
 

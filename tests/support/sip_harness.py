@@ -50,12 +50,14 @@ def write_config(path: Path, settings: dict[str, Any]) -> Path:
     return path
 
 
-def start_worker(config: Path, port: int, folder: Path, name: str = "t0", timeout_s: float = 90) -> Worker:
+def start_worker(config: Path, port: int, folder: Path, name: str = "t0", timeout_s: float = 90,
+                 env: dict[str, str] | None = None) -> Worker:  # fmt: skip
     log_path, events_path = folder / f"{name}.log", folder / f"{name}-events.jsonl"
     command = [sys.executable, "-m", "telephony.worker_main", "--config", str(config), "--port", str(port),
                "--name", name, "--events", str(events_path)]  # fmt: skip
     log_file = log_path.open("w")
-    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, **(env or {})})  # fmt: skip
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if "READY " in log_path.read_text(errors="replace"):

@@ -1,0 +1,173 @@
+"""The agent queue over real SIP on loopback: a voicebot worker in queue mode, pjsua2 phones as caller and agents.
+
+The caller presses 0, the live transfer rules send it to its language's queue, it hears its position and the
+estimated wait while the queue moves; the longest-idle agent's phone rings but nobody picks up, so the next agent
+is tried, briefed and connected; a caller who hangs up while waiting leaves the queue at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from dialogue.acd import Acd
+from dialogue.agents import load_directory
+from dialogue.rasa_service import RasaService
+from tests.support.sip_harness import Worker, phone, phone_events, recording, start_worker, stop_phone, write_config
+from voicebot.config import REPO_ROOT
+from voicebot.engines.stt import WhisperSTT
+from voicebot.recordings import load_recordings
+
+pytestmark = pytest.mark.rasa
+
+WORKER_PORT, SILENT_AGENT_PORT, AGENT_PORT = 5600, 5611, 5612
+GREETING_S = 6.5
+AGENTS_YAML = f"""
+timezone: Europe/Paris
+hours:
+  always: {{mon: "00:00-24:00", tue: "00:00-24:00", wed: "00:00-24:00", thu: "00:00-24:00",
+           fri: "00:00-24:00", sat: "00:00-24:00", sun: "00:00-24:00"}}
+queues:
+  - {{name: general-en, language: en, topics: [general], hours: always, ring_timeout_s: 6}}
+  - {{name: general-fr, language: fr, topics: [general], hours: always, ring_timeout_s: 6}}
+  - {{name: civil-status-en, language: en, topics: [civil_status], hours: always}}
+  - {{name: civil-status-fr, language: fr, topics: [civil_status], hours: always}}
+  - {{name: emergency, language: fr, topics: [emergency], hours: always}}
+agents:
+  - {{id: away, name: Agent Away, sip_uri: "sip:away@127.0.0.1:{SILENT_AGENT_PORT}", languages: [en],
+     topics: [general]}}
+  - {{id: bea, name: Bea Agent, sip_uri: "sip:bea@127.0.0.1:{AGENT_PORT}", languages: [en], topics: [general]}}
+"""
+
+
+@dataclass
+class QueueLine:
+    worker: Worker
+    acd: Acd
+    folder: Path
+
+
+@pytest.fixture(scope="module")
+def line(rasa_service: RasaService, tmp_path_factory: pytest.TempPathFactory) -> Iterator[QueueLine]:
+    folder = tmp_path_factory.mktemp("agent-queue")
+    state = folder / "state"
+    state.mkdir()
+    (folder / "agents.yaml").write_text(AGENTS_YAML, encoding="utf-8")
+    config = write_config(
+        folder / "voicebot.yaml",
+        {
+            "dialogue": {"rasa_url": rasa_service.url, "auth_token": rasa_service.auth_token, "timeout_s": 15.0},
+            "sip": {"rtp_port": 43000, "transfer_mode": "queue"},
+            "agents_file": str(folder / "agents.yaml"),
+        },
+    )
+    acd = Acd(state / "operations.db")
+    acd.seed(*load_directory(folder / "agents.yaml"))
+    worker = start_worker(config, WORKER_PORT, folder, name="q0", env={"VOICEBOT_STATE_DIR": str(state)})
+    yield QueueLine(worker, acd, folder)
+    assert worker.stop() == 0, worker.log()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def stt() -> WhisperSTT:
+    return WhisperSTT("tiny.en", REPO_ROOT / ".cache" / "models")
+
+
+def wait_until(condition: object, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if callable(condition) and condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def queued_call(acd: Acd) -> str | None:
+    calls = [call.call_id for call in acd.waiting("general-en") if call.call_id != "ahead"]
+    return calls[0] if calls else None
+
+
+def test_the_caller_hears_the_queue_move_and_the_next_agent_takes_the_call(
+    line: QueueLine, stt: WhisperSTT, tmp_path: Path
+) -> None:
+    acd = line.acd
+    acd.set_status("bea", "busy")  # signed in, on another call: callers queue (nobody signed in: callback offer)
+    acd.enqueue("ahead", "general-en", 0, "en", {"summary": "another caller, already waiting"})
+    jfk = next(r for r in load_recordings() if r.name == "jfk").path
+    silent = phone("answer", "--ring-only", port=SILENT_AGENT_PORT)
+    agent = phone("answer", "--record", str(tmp_path / "agent.wav"), port=AGENT_PORT)
+    caller = phone("call", "--dtmf", f"{GREETING_S}:0", "--record", str(tmp_path / "heard.wav"),
+                   "--transfer-play", str(jfk), "--hangup-at", "75", "--max-s", "90",
+                   port=5621, uri=line.worker.uri)  # fmt: skip
+    try:
+        wait_until(lambda: queued_call(acd) is not None, 40, "the caller to be queued")
+        call_id = queued_call(acd)
+        assert call_id is not None and acd.position(call_id) == 2
+        time.sleep(9)  # the announcement of place 2
+        acd.call_ended("ahead")  # the caller ahead hangs up: our caller moves up
+        assert acd.position(call_id) == 1
+        time.sleep(8)  # the announcement of place 1
+        acd.set_status("away", "available")
+        time.sleep(1.0)
+        acd.set_status("bea", "available")  # idle for less time than "away": offered second
+        wait_until(lambda: call_state(acd, call_id) == "connected", 40, "the call to be connected")
+    finally:
+        caller_log = phone_events(caller, 120)
+        silent_log, agent_log = stop_phone(silent), stop_phone(agent)
+
+    heard = recording(tmp_path / "heard.wav")
+    said = stt.transcribe(heard, "en").text.lower()
+    assert "number 2 in the queue" in said or "number two in the queue" in said, said
+    assert "next in the queue" in said, said
+    assert [e for e in silent_log if e["event"] == "incoming"], "the longest-idle agent was rung first"
+    assert not [e for e in silent_log if e["event"] == "replaced"], silent_log
+    assert [e for e in agent_log if e["event"] == "replaced"], agent_log
+    briefing = stt.transcribe(recording(tmp_path / "agent.wav"), "en").text.lower()
+    assert "assistant" in briefing and "press" in briefing, briefing
+    caller_leg = stt.transcribe(recording(tmp_path / "agent.leg1.wav"), "en").text.lower()
+    assert "country" in caller_leg, "the agent did not hear the caller after the transfer"
+    assert [e for e in caller_log if e["event"] == "transfer-request"], caller_log
+    assert next(a for a in acd.agents() if a.id == "bea").status == "busy"
+
+
+def test_a_caller_who_hangs_up_while_waiting_leaves_the_queue(line: QueueLine, tmp_path: Path) -> None:
+    acd = line.acd
+    acd.set_status("away", "offline")
+    acd.set_status("bea", "busy")
+    caller = phone("call", "--dtmf", f"{GREETING_S}:0", "--hangup-at", "22", port=5622, uri=line.worker.uri)
+    try:
+        wait_until(lambda: queued_call(acd) is not None, 40, "the caller to be queued")
+        call_id = queued_call(acd)
+    finally:
+        phone_events(caller, 60)
+    hung_up_at = time.monotonic()
+    wait_until(lambda: queued_call(acd) is None, 3, "the call to leave the queue")
+    assert time.monotonic() - hung_up_at < 3
+    assert call_id not in {call.call_id for call in acd.waiting()}
+
+
+def call_state(acd: Acd, call_id: str) -> str | None:
+    return next((call["state"] for call in acd.snapshot()["calls"] if call["call_id"] == call_id), None)
+
+
+def test_with_nobody_signed_in_the_caller_is_offered_a_callback_and_keys_a_number(
+    line: QueueLine, stt: WhisperSTT, tmp_path: Path
+) -> None:
+    acd = line.acd
+    for agent in acd.agents():
+        acd.set_status(agent.id, "offline")
+    before = {task.id for task in acd.callbacks()}
+    caller = phone("call", "--dtmf", f"{GREETING_S}:0,16:0612345678#", "--record", str(tmp_path / "heard.wav"),
+                   "--hangup-at", "45", port=5623, uri=line.worker.uri)  # fmt: skip
+    caller_log = phone_events(caller, 90)
+
+    tasks = [task for task in acd.callbacks() if task.id not in before]
+    assert [task.number for task in tasks] == ["0612345678"], (tasks, caller_log)
+    assert tasks[0].language == "en" and tasks[0].context["reason"] == "dtmf_0", tasks[0]
+    said = stt.transcribe(recording(tmp_path / "heard.wav"), "en").text.lower()
+    assert "call you back" in said and "goodbye" in said, said
+    assert queued_call(acd) is None
