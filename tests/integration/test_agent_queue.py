@@ -1,8 +1,11 @@
-"""The agent queue over real SIP on loopback: a voicebot worker in queue mode, pjsua2 phones as caller and agents.
+"""The agent queue over real SIP on loopback: a voicebot worker in queue mode, pjsua2 phones as caller and agents,
+and the web console in a real headless Chromium (Debian's, driven by Playwright).
 
 The caller presses 0, the live transfer rules send it to its language's queue, it hears its position and the
 estimated wait while the queue moves; the longest-idle agent's phone rings but nobody picks up, so the next agent
-is tried, briefed and connected; a caller who hangs up while waiting leaves the queue at once.
+is tried, briefed and connected; a caller who hangs up while waiting leaves the queue at once; an agent who signs in
+on the desk page gets the next call on its phone with the screen-pop; a rule a supervisor saves in the browser
+routes the next call.
 """
 
 from __future__ import annotations
@@ -13,18 +16,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from dialogue.acd import Acd
 from dialogue.agents import load_directory
 from dialogue.rasa_service import RasaService
 from tests.support.sip_harness import Worker, phone, phone_events, recording, start_worker, stop_phone, write_config
-from voicebot.config import REPO_ROOT
+from voicebot.config import REPO_ROOT, Settings
+from voicebot.console.runner import ConsoleThread
+from voicebot.console.settings import ConsoleSettings
+from voicebot.console.users import UserStore
 from voicebot.engines.stt import WhisperSTT
 from voicebot.recordings import load_recordings
 
 pytestmark = pytest.mark.rasa
 
-WORKER_PORT, SILENT_AGENT_PORT, AGENT_PORT = 5600, 5611, 5612
+WORKER_PORT, SILENT_AGENT_PORT, AGENT_PORT, CONSOLE_PORT = 5600, 5611, 5612, 8191
+PASSWORD = "queue-test-password"
+CHROMIUM = Path("/usr/bin/chromium")
 GREETING_S = 6.5
 AGENTS_YAML = f"""
 timezone: Europe/Paris
@@ -73,6 +82,36 @@ def line(rasa_service: RasaService, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture(scope="module")
+def console(line: QueueLine) -> Iterator[str]:
+    db_path = line.folder / "state" / "operations.db"
+    users = UserStore(db_path)
+    users.add("sam", "supervisor", PASSWORD)
+    users.add("bea", "agent", PASSWORD, agent_id="bea")
+    server = ConsoleThread(ConsoleSettings(port=CONSOLE_PORT, secret_file=line.folder / "secret"), db_path, Settings())
+    server.start()
+    yield server.url
+    assert server.stop(), "the console did not stop"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+def logged_in(browser: Browser, console: str, name: str) -> Page:
+    page = browser.new_context().new_page()
+    page.goto(f"{console}/login")
+    page.get_by_label("User name").fill(name)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_load_state()
+    return page
+
+
+@pytest.fixture(scope="module")
 def stt() -> WhisperSTT:
     return WhisperSTT("tiny.en", REPO_ROOT / ".cache" / "models")
 
@@ -102,7 +141,7 @@ def test_the_caller_hears_the_queue_move_and_the_next_agent_takes_the_call(
     agent = phone("answer", "--record", str(tmp_path / "agent.wav"), port=AGENT_PORT)
     caller = phone("call", "--dtmf", f"{GREETING_S}:0", "--record", str(tmp_path / "heard.wav"),
                    "--transfer-play", str(jfk), "--hangup-at", "75", "--max-s", "90",
-                   port=5621, uri=line.worker.uri)  # fmt: skip
+                   "--name", "ann", port=5621, uri=line.worker.uri)  # fmt: skip
     try:
         wait_until(lambda: queued_call(acd) is not None, 40, "the caller to be queued")
         call_id = queued_call(acd)
@@ -138,7 +177,8 @@ def test_a_caller_who_hangs_up_while_waiting_leaves_the_queue(line: QueueLine, t
     acd = line.acd
     acd.set_status("away", "offline")
     acd.set_status("bea", "busy")
-    caller = phone("call", "--dtmf", f"{GREETING_S}:0", "--hangup-at", "22", port=5622, uri=line.worker.uri)
+    caller = phone("call", "--dtmf", f"{GREETING_S}:0", "--hangup-at", "22", "--name", "ben", port=5622,
+                   uri=line.worker.uri)
     try:
         wait_until(lambda: queued_call(acd) is not None, 40, "the caller to be queued")
         call_id = queued_call(acd)
@@ -162,7 +202,7 @@ def test_with_nobody_signed_in_the_caller_is_offered_a_callback_and_keys_a_numbe
         acd.set_status(agent.id, "offline")
     before = {task.id for task in acd.callbacks()}
     caller = phone("call", "--dtmf", f"{GREETING_S}:0,16:0612345678#", "--record", str(tmp_path / "heard.wav"),
-                   "--hangup-at", "45", port=5623, uri=line.worker.uri)  # fmt: skip
+                   "--hangup-at", "45", "--name", "cat", port=5623, uri=line.worker.uri)  # fmt: skip
     caller_log = phone_events(caller, 90)
 
     tasks = [task for task in acd.callbacks() if task.id not in before]
@@ -171,3 +211,55 @@ def test_with_nobody_signed_in_the_caller_is_offered_a_callback_and_keys_a_numbe
     said = stt.transcribe(recording(tmp_path / "heard.wav"), "en").text.lower()
     assert "call you back" in said and "goodbye" in said, said
     assert queued_call(acd) is None
+
+
+def test_an_agent_who_signs_in_on_the_desk_gets_the_call_and_its_screen_pop(
+    line: QueueLine, console: str, browser: Browser, tmp_path: Path
+) -> None:
+    acd = line.acd
+    acd.set_status("away", "busy")  # signed in elsewhere: the caller queues rather than being offered a callback
+    acd.set_status("bea", "offline")
+    agent = phone("answer", "--record", str(tmp_path / "agent.wav"), port=AGENT_PORT)
+    caller = phone("call", "--dtmf", f"{GREETING_S}:0", "--hangup-at", "45", "--name", "dan", port=5624,
+                   uri=line.worker.uri)  # fmt: skip
+    try:
+        wait_until(lambda: queued_call(acd) is not None, 40, "the caller to be queued")
+        call_id = queued_call(acd)
+        desk = logged_in(browser, console, "bea")
+        expect(desk.locator("#desk-status")).to_have_text("offline")
+        desk.get_by_role("button", name="Available").click()
+        pop = desk.locator("#screen-pop")
+        expect(pop.locator(".call-summary")).to_contain_text("pressed 0", timeout=20_000)
+        expect(pop.locator(".call-language")).to_have_text("en")
+        expect(pop.locator(".transcript")).to_contain_text("[keys 0]")
+        wait_until(lambda: call_state(acd, call_id) == "connected", 40, "the call to be connected")
+        expect(pop).to_contain_text("On call", timeout=20_000)
+    finally:
+        phone_events(caller, 90)
+        agent_log = stop_phone(agent)
+    assert [e for e in agent_log if e["event"] == "replaced"], agent_log
+
+
+def test_a_rule_saved_in_the_browser_routes_the_next_call(line: QueueLine, console: str, browser: Browser) -> None:
+    acd = line.acd
+    acd.set_status("away", "busy")
+    editor = logged_in(browser, console, "sam")
+    editor.goto(f"{console}/rules")
+    text = editor.locator("#rules-text").input_value()
+    keypad_zero = '  - name: keypad-zero\n    when:\n      dtmf: "0"\n      business_hours: open\n    then:\n'
+    general = keypad_zero + '      queue: "general-{language}"'
+    assert general in text
+    editor.locator("#rules-text").fill(text.replace(general, keypad_zero + "      queue: no-such-queue"))
+    editor.get_by_role("button", name="Save as new version").click()
+    expect(editor.locator("#rule-problems")).to_contain_text("unknown queue 'no-such-queue'")
+    editor.locator("#rules-text").fill(text.replace(general, keypad_zero + '      queue: "civil-status-{language}"'))
+    editor.get_by_role("button", name="Save as new version").click()
+    expect(editor.locator(".notice")).to_contain_text("now live")
+
+    caller = phone("call", "--dtmf", f"{GREETING_S}:0", "--hangup-at", "20", "--name", "eve", port=5625,
+                   uri=line.worker.uri)  # fmt: skip
+    try:
+        wait_until(lambda: bool(acd.waiting("civil-status-en")), 40, "the caller to be queued for civil status")
+    finally:
+        phone_events(caller, 60)
+    assert not acd.waiting("general-en")
