@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 KEY_TIMEOUT_S = 20.0
 MIN_NUMBER_DIGITS = 6
-CALLER_NUMBER_RE = re.compile(r"^(?:.*<)?(?:sips?|tel):\+?([0-9]{3,20})[@;>]?")
+CALLER_NUMBER_RE = re.compile(r"^(?:.*<)?(?:sips?|tel):(\+?[0-9]{3,20})(?:[@;>]|$)")
 
 TEXTS = {
     "en": {
@@ -47,7 +47,7 @@ TEXTS = {
 def caller_number(caller: str) -> str | None:
     """The digits of the calling number in a From URI ("sip:+33612345678@host"), when it is one."""
     match = CALLER_NUMBER_RE.match(caller.strip())
-    return match.group(1) if match and len(match.group(1)) >= MIN_NUMBER_DIGITS else None
+    return match.group(1) if match and len(match.group(1).lstrip("+")) >= MIN_NUMBER_DIGITS else None
 
 
 def spoken_digits(number: str) -> str:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from telephony.call_host import CallLink
-from telephony.callback_offer import CallbackOffer
+from telephony.callback_offer import CallbackOffer, caller_number
 from voicebot.audio import AudioChunk
 from voicebot.ports import Handoff, TurnNote
 
@@ -230,3 +230,17 @@ def hold_music(rate: int) -> AudioChunk:
     envelope = np.minimum(1.0, t / 0.02) * np.exp(-3.0 * t)
     tones = [0.12 * envelope * (np.sin(2 * np.pi * f * t) + 0.3 * np.sin(4 * np.pi * f * t)) for f in notes_hz]
     return AudioChunk.from_samples(np.concatenate(tones).astype(np.float32), rate)
+
+
+def recover_after_restart(acd: Acd, worker_name: str) -> int:
+    """A worker that restarts lost its calls: the ones it had queued leave the queue (no ghost ahead of real
+    callers), and each caller with a known number gets a callback task, so nobody is forgotten."""
+    lost = [call for call in acd.waiting() if call.call_id.startswith(f"{worker_name}-")]
+    for call in lost:
+        acd.call_ended(call.call_id)
+        number = caller_number(str(call.context.get("caller") or ""))
+        if number:
+            acd.add_callback(call.call_id, number, call.language, {**call.context, "reason": "cut_off_by_restart"})
+    if lost:
+        log.warning("worker %s: %d queued calls were cut off by a restart; callbacks stored", worker_name, len(lost))
+    return len(lost)

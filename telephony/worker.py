@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ import pjsua2 as pj
 from telephony.admission import AdmissionGuard, Refusal, parse_networks
 from telephony.call_host import CallHost, CallLink, SipControl
 from telephony.pjsip import CLOCK_RATE, BotCall, Endpoint, PortPool
-from telephony.queue_hold import QueueHold
+from telephony.queue_hold import QueueHold, recover_after_restart
 from telephony.transfer import Transfers
 from voicebot.ports import Handoff
 from voicebot.sip_settings import SipSettings
@@ -35,6 +36,7 @@ TIMER_PERIOD_S = 0.5
 MAX_MESSAGE_BYTES = 3999
 TOO_LARGE = Refusal(513, "Message Too Large")
 SHUTTING_DOWN = Refusal(503, "Shutting Down")
+FROM_URI_RE = re.compile(r"<((?:sips?|tel):[^>]+)>|^\s*((?:sips?|tel):[^;\s]+)")
 ACK_RETRY_S = 1.0
 ACK_GIVE_UP_S = 40.0  # pjsip gives up on the ACK at the first 2xx retransmission after 64 x T1 = 32 s (~35.5 s)
 
@@ -78,6 +80,8 @@ class SipWorker:
     # --- main loop -------------------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.acd is not None:
+            recover_after_restart(self.acd, self.name)
         self.endpoint.start(self._on_incoming, self._on_rejected_by_pjsua)
         log.info("SIP worker %s listening on %s:%d", self.name, self.endpoint.bind_host, self.endpoint.bind_port)
 
@@ -149,7 +153,7 @@ class SipWorker:
             return
         self._serial += 1
         call_name = f"{self.name}-{self._serial}-{secrets.token_hex(4)}"  # unique across workers and restarts
-        link = CallLink(call_name, source, CLOCK_RATE, pj_call=call)
+        link = CallLink(call_name, caller_uri(message) or source, CLOCK_RATE, pj_call=call)
         link.pj_state.update(started=time.monotonic(), rx_packets=-1, rx_changed=time.monotonic())
         self.links[call_id] = link
         log.info("worker %s: call %s from %s", self.name, link.call_id, source)
@@ -370,3 +374,13 @@ def _header(message: str, name: str) -> str | None:
         if line.lower().startswith(prefix):
             return line[len(prefix) :].strip()
     return None
+
+
+def caller_uri(message: str) -> str | None:
+    """The calling party's URI from the INVITE's From header (the callback number and the rules' "calls today"
+    need the caller, not the address of the trunk that relayed the call)."""
+    value = _header(message, "From") or _header(message, "f")
+    if value is None:
+        return None
+    match = FROM_URI_RE.search(value)
+    return (match.group(1) or match.group(2)) if match else None
