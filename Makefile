@@ -1,4 +1,4 @@
-.PHONY: setup serve demo test lint bench clean
+.PHONY: setup serve demo test lint bench bench-queue clean
 
 # Everything a fresh machine needs (venvs, models, test recordings, trained dialogue model).
 setup:
@@ -25,6 +25,11 @@ bench:
 	.venv/bin/python bench/pipeline.py
 	.venv/bin/python bench/dialogue.py
 	.venv/bin/python bench/sip.py
+	.venv/bin/python bench/agent_queue.py
+
+# 10 callers queued for 3 agents over SIP, and the console's latency meanwhile (README, Bench).
+bench-queue:
+	.venv/bin/python bench/agent_queue.py
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

@@ -29,7 +29,9 @@ from dialogue.acd_store import (
     call_row,
     callback_rows,
     connected_calls,
+    end_connected_calls,
     end_wrap_ups,
+    finite,
     in_queue,
     insert_agent,
     mean_handle_s,
@@ -105,14 +107,16 @@ class Acd:
             db.execute("DELETE FROM acd_agents WHERE id = ?", [agent_id])
 
     def set_status(self, agent_id: str, status: str) -> Agent:
-        """The agent desk's buttons. Leaving `busy` while the phone rings withdraws the offer: the call goes back to
-        its place and is offered to someone else. KeyError: unknown agent; ValueError: unknown status."""
+        """The agent desk's buttons. Leaving `busy` while the phone rings withdraws the offer (the call goes back to
+        its place); available, paused or offline ends its connected calls. KeyError/ValueError: unknown agent/status."""
         if status not in AGENT_STATUSES:
             raise ValueError(f"unknown agent status {status!r} (one of {', '.join(AGENT_STATUSES)})")
         with connect(self.db_path) as db:
             agent = require_agent(db, agent_id)
             if status != "busy":
                 self._withdraw_offer(db, agent)
+            if status not in ("busy", "wrap_up"):  # the agent says it is free: its transferred calls are over
+                end_connected_calls(db, agent.id, self.clock())
             set_agent_status(db, agent, status, self.clock())
             return require_agent(db, agent_id)
 
@@ -301,7 +305,7 @@ class Acd:
             "now": now,
             "queues": [
                 {"name": q.name, "language": q.language, "topics": list(q.topics), "priority": q.priority,
-                 "open": q.name in open_now, "length": lengths[q.name], "expected_wait_s": _finite(expected[q.name])}
+                 "open": q.name in open_now, "length": lengths[q.name], "expected_wait_s": finite(expected[q.name])}
                 for q in queues.values()
             ],
             "calls": [
@@ -388,10 +392,6 @@ def _estimate(db: sqlite_utils.Database, queue: QueueSpec, waiting_ahead: int) -
     if waiting_ahead < free:
         return 0.0
     return (waiting_ahead - free + 1) * mean_handle_s(db, queue) / len(able)
-
-
-def _finite(seconds: float) -> float | None:
-    return seconds if math.isfinite(seconds) else None
 
 
 def _check_agent(agent: Agent) -> None:

@@ -4,6 +4,7 @@ transaction each. Functions here take an open `sqlite_utils.Database` (from `dia
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import date, time
 from typing import Any
@@ -236,3 +237,14 @@ def callback_rows(db: sqlite_utils.Database, done: bool) -> list[Callback]:
         f"SELECT id, call_id, number, language, context, created_at, done_at, done_by FROM acd_callbacks WHERE {order}"
     ).fetchall()
     return [Callback(row[0], row[1], row[2], row[3], json.loads(row[4]), *row[5:]) for row in rows]
+
+
+def end_connected_calls(db: sqlite_utils.Database, agent_id: str, now: float) -> None:
+    """After a transfer the bot no longer sees the call: it is over when the agent says so (handle times learnt)."""
+    db.execute("UPDATE acd_calls SET state = 'ended', ended_at = ? WHERE agent_id = ? AND state = 'connected'",
+               [now, agent_id])  # fmt: skip
+
+
+def finite(seconds: float) -> float | None:
+    """JSON has no infinity (an unknown wait)."""
+    return seconds if math.isfinite(seconds) else None

@@ -52,6 +52,8 @@ class QueueHold:
         self.connected = False
         self._announced: tuple[int, int] | None = None
         self._announced_at = -math.inf
+        # Synthesized aside: the loop keeps polling, so an offer is not left waiting for Piper (seconds when loaded).
+        self._announcement: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         call_id = self.link.call_id
@@ -66,6 +68,7 @@ class QueueHold:
                     await self._try_agent(offer)
                     continue
                 if await asyncio.to_thread(self._overdue):
+                    self._stop_announcing()
                     await asyncio.to_thread(self.acd.call_ended, call_id)
                     await self._offer_callback()
                     return
@@ -75,6 +78,7 @@ class QueueHold:
             log.exception("call %s: queue hold failed", call_id)
             raise
         finally:
+            self._stop_announcing()
             if not self.connected:
                 await asyncio.to_thread(self.acd.call_ended, call_id)  # a caller who hangs up leaves at once
 
@@ -153,11 +157,11 @@ class QueueHold:
         session = self.link.session
         if session is None or self.link.ended:
             return
-        if announce:
+        if announce and (self._announcement is None or self._announcement.done()):
             position = await asyncio.to_thread(self.acd.position, self.link.call_id)
             wait = await asyncio.to_thread(self.acd.estimated_wait_s, self.link.call_id)
             if position is not None and self._announcement_due(position, wait):
-                await self._announce(position, wait)
+                self._announcement = asyncio.create_task(self._announce(position, wait))
                 return
         if session.playout.queued_s < MUSIC_LOW_WATER_S:
             session.playout.push(hold_music(session.playout.format.rate))
@@ -171,8 +175,16 @@ class QueueHold:
 
     async def _announce(self, position: int, wait_s: float) -> None:
         text = position_announcement(self.language, position, wait_s)
-        await self._push_speech(text)
+        try:
+            await self._push_speech(text)
+        except Exception:
+            log.exception("call %s: announcement %r failed", self.link.call_id, text)
+            return
         log.info("call %s: announced %r", self.link.call_id, text)
+
+    def _stop_announcing(self) -> None:
+        if self._announcement is not None:
+            self._announcement.cancel()
 
     async def _push_speech(self, text: str) -> None:
         session = self.link.session

@@ -89,7 +89,7 @@ class SipCaller:
         host, port = self.local_host, endpoint.local_address[1]
         dialog = Dialog(
             call_id=new_call_id(host),
-            local_uri=f"sip:{self.user}@{host}",
+            local_uri=f"sip:{self.user}@{host}:{port}",  # the port tells this caller's calls apart
             local_tag=new_tag(),
             remote_uri=uri.without_headers(),
             contact=f"sip:{self.user}@{host}:{port}",

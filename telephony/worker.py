@@ -59,6 +59,8 @@ class SipWorker:
         self.behind_front_door = behind_front_door
         self.endpoint = Endpoint(settings, bind_host, bind_port)
         max_calls = min(settings.max_calls, 4)
+        if settings.transfer_mode == "queue":  # one pjsua slot stays free for the bot's call to the chosen agent
+            max_calls = min(max_calls, 3)
         if behind_front_door:  # Kamailio checked source and rate; every INVITE comes from its address
             self.guard = AdmissionGuard(parse_networks(["0.0.0.0/0", "::/0"]), 1e9, max_calls, time.monotonic)
         else:

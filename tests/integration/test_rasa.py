@@ -159,8 +159,12 @@ async def test_a_kb_import_changes_answers_without_retraining(rasa_service: Rasa
     assert texts == [answer] and payload["kb"]["source"] == "Test sheet"
 
 
-@pytest.mark.parametrize(("question", "language"), [("how many moons does Jupiter have", "en"),
-                                                    ("combien de lunes a Jupiter", "fr")])  # fmt: skip
+UNKNOWN_CITY_QUESTIONS = [("can I get a fishing licence at the town hall", "en"),
+                          ("est-ce que je peux louer un vélo à la mairie", "fr")]  # fmt: skip
+
+
+# City-hall questions the knowledge base has no answer for (general knowledge is out_of_scope instead).
+@pytest.mark.parametrize(("question", "language"), UNKNOWN_CITY_QUESTIONS)
 @on_session_loop
 async def test_unknown_question_is_not_invented_and_a_person_is_offered(
     rasa_client: RasaRestClient, question: str, language: str
@@ -169,7 +173,7 @@ async def test_unknown_question_is_not_invented_and_a_person_is_offered(
     reply = await rasa_client.send(question, call)
     assert reply.intent == "faq"
     assert any(word in spoken(reply) for word in ("don't have reliable", "pas d'information fiable"))
-    assert "jupiter" not in spoken(reply) and reply.handoff is None
+    assert not any(word in spoken(reply) for word in ("fishing", "vélo")) and reply.handoff is None
     accepted = await rasa_client.send("oui" if language == "fr" else "yes please", call)
     assert accepted.handoff is not None and accepted.handoff.reason == "caller_request"
 
@@ -280,7 +284,7 @@ async def test_goodbye_offers_a_rating_then_hangs_up(
         (["I'd like to know the status of my case", dtmf("0")], "general", "dtmf_0"),
         (["there is a fire in my building"], "emergency", "emergency"),
         (["I want to report a problem", "someone is attacking me"], "emergency", "emergency"),
-        (["zorglub wibble frobnicate", "blah blah hmm"], "general", "repeated_fallback"),
+        (["tell me a joke", "what's the weather like"], "general", "repeated_fallback"),  # out of scope twice
     ],
 )
 @on_session_loop

@@ -39,7 +39,8 @@ def served(rasa_service: RasaService, tmp_path_factory: pytest.TempPathFactory) 
             "cache_dir": str(folder / "cache"),
             "dialogue": {"auth_token": rasa_service.auth_token, "timeout_s": 15.0},
             # Every call comes from one source here (the load generator), as from a trunk provider's gateway.
-            "sip": {"rtp_port": 46000, "worker_base_port": 5510, "invite_rate_per_s": 20.0},
+            # blind: in queue mode each worker keeps one of its 4 pjsua slots for the call to an agent
+            "sip": {"rtp_port": 46000, "worker_base_port": 5510, "invite_rate_per_s": 20.0, "transfer_mode": "blind"},
             "console": {"port": CONSOLE_PORT},
         },
     )

@@ -111,8 +111,8 @@ async def assert_still_serving(worker: Worker, calls: int = 1) -> None:
 
 
 def _events_of(worker: Worker, caller: SipCaller) -> list[dict[str, Any]]:
-    """Events of the calls placed from this caller's SIP socket (CallStarted names the caller by it)."""
-    source = "{}:{}".format(*caller.sip_address)
+    """Events of the calls placed from this caller's SIP socket (its From URI, which CallStarted names, has it)."""
+    source = "sip:{}@{}:{}".format(caller.user, *caller.sip_address)
     events = worker.events()
     call_ids = {e["call_id"] for e in events if e["event"] == "CallStarted" and e.get("caller") == source}
     return [e for e in events if e["call_id"] in call_ids]

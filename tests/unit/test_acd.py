@@ -385,3 +385,21 @@ def test_callback_tasks(acd: Acd, clock: Clock) -> None:
         acd.complete_callback(999, by="ana")
     with pytest.raises(ValueError, match="is not a phone number"):
         acd.add_callback("c3", "call me maybe", "en")
+
+
+def test_an_agent_back_at_the_desk_ends_its_transferred_call_and_the_handle_time_is_learnt(
+    acd: Acd, clock: Clock
+) -> None:
+    acd.seed([agent("ana")], QUEUES)
+    acd.set_status("ana", "available")
+    acd.enqueue("c1", "general-fr")
+    assert [offer.call_id for offer in acd.dispatch()] == ["c1"]
+    acd.connected("c1", "ana")
+    clock.advance(95)  # after REFER the bot no longer sees the call: the agent says when it is over
+    acd.set_status("ana", "available")
+    assert all(call["call_id"] != "c1" for call in acd.snapshot()["calls"])
+    acd.set_status("ana", "busy")
+    acd.enqueue("c2", "general-fr")
+    acd.enqueue("c3", "general-fr")
+    learnt = 95 + QUEUES[0].wrap_up_s  # not the 180 s default any more
+    assert [acd.estimated_wait_s(c) for c in ("c2", "c3")] == [learnt, 2 * learnt]

@@ -36,6 +36,9 @@ def routes(console: Console) -> list[BaseRoute]:
         status = str((await request.form()).get("status", ""))
         if not user.agent_id:
             return RedirectResponse("/desk", status_code=303)
+        if status == "finished":  # the bot left the call at the transfer: the agent says when it is over
+            await console.db(finish_call, console, user.name, user.agent_id)
+            return RedirectResponse("/desk", status_code=303)
         if status not in DESK_STATUSES:
             return RedirectResponse(f"/desk?error=unknown+status+{status}", status_code=303)
         try:
@@ -58,6 +61,17 @@ def change_status(console: Console, actor: str, agent_id: str, status: str) -> N
         raise KeyError(agent_id)
     after = console.acd.set_status(agent_id, status)
     console.audit.record(actor, "agent_status", f"agent:{agent_id}", {"status": before}, {"status": after.status})
+
+
+def finish_call(console: Console, actor: str, agent_id: str) -> None:
+    """The agent's connected call is over: the agent goes to wrap-up, then back to available after the queue's
+    wrap-up time."""
+    call = next((c for c in console.acd.snapshot()["calls"] if c.get("agent_id") == agent_id
+                 and c["state"] == "connected"), None)  # fmt: skip
+    if call is None:
+        return
+    console.acd.call_ended(call["call_id"])
+    console.audit.record(actor, "call_finished", f"call:{call['call_id']}", {"agent": agent_id}, {"status": "wrap_up"})
 
 
 def desk_view(snap: dict[str, Any], agent_id: str | None) -> dict[str, Any]:
