@@ -7,18 +7,20 @@ and checks call timers. Sessions run on the CallHost's event-loop thread; engine
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import queue
-import re
 import secrets
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 import pjsua2 as pj
 
 from telephony.admission import AdmissionGuard, Refusal, parse_networks
 from telephony.call_host import CallHost, CallLink, SipControl
+from telephony.invite_headers import caller_uri, header
 from telephony.pjsip import CLOCK_RATE, BotCall, Endpoint, PortPool
 from telephony.queue_hold import QueueHold, recover_after_restart
 from telephony.transfer import Transfers
@@ -36,7 +38,6 @@ TIMER_PERIOD_S = 0.5
 MAX_MESSAGE_BYTES = 3999
 TOO_LARGE = Refusal(513, "Message Too Large")
 SHUTTING_DOWN = Refusal(503, "Shutting Down")
-FROM_URI_RE = re.compile(r"<((?:sips?|tel):[^>]+)>|^\s*((?:sips?|tel):[^;\s]+)")
 ACK_RETRY_S = 1.0
 ACK_GIVE_UP_S = 40.0  # pjsip gives up on the ACK at the first 2xx retransmission after 64 x T1 = 32 s (~35.5 s)
 
@@ -138,7 +139,7 @@ class SipWorker:
     def _on_incoming(self, call_id: int, source: str, message: str) -> None:
         call = BotCall(self.endpoint.account, self, call_id)
         if self.behind_front_door:
-            source = _header(message, "X-Voicebot-Source") or source
+            source = header(message, "X-Voicebot-Source") or source
         self.hold_call(call_id, call)
         refusal = self.guard.check(source, self._slots_in_use())
         if len(message) > MAX_MESSAGE_BYTES:
@@ -315,11 +316,24 @@ class SipWorker:
         """transfer_mode "queue": the caller waits for the agent the ACD picks (pj thread)."""
         if self.acd is None:
             log.error("worker %s: transfer_mode is queue but no agent queue is configured", self.name)
-            self.say_then_hangup(link, "transfer_failed")
+            self._queue_failed(link, handoff)
             return
         hang_up = lambda: self.post(lambda: self.hangup(link, "callback-offer-over"))  # noqa: E731
         hold = QueueHold(link, handoff, self.acd, self._ring_agent, self._stop_ringing, hang_up)
-        self.host.submit(hold.run())
+        waiting = self.host.submit(hold.run())
+
+        def after(done: Future[None]) -> None:
+            if done.exception() is not None:
+                self.post(lambda: self._queue_failed(link, handoff))
+
+        waiting.add_done_callback(after)
+
+    def _queue_failed(self, link: CallLink, handoff: Handoff) -> None:
+        """The queue broke (its database, a bug): an apology, then the queue's fixed fallback line, never silence."""
+        if link.ended:
+            return
+        fallback = dataclasses.replace(handoff, fixed_number=self.settings.target_for(handoff.queue))
+        self.host.say_then(link, "apology", lambda: self.transfers.start(link, fallback), self.post)
 
     def _ring_agent(self, link: CallLink, handoff: Handoff, uri: str, timeout_s: float,
                     on_result: Callable[[bool], None]) -> None:  # fmt: skip
@@ -369,20 +383,3 @@ class SipWorker:
         self.endpoint.account = None
         self.endpoint.ep.libDestroy()
 
-
-def _header(message: str, name: str) -> str | None:
-    prefix = name.lower() + ":"
-    for line in message.split("\r\n\r\n", 1)[0].splitlines()[1:]:
-        if line.lower().startswith(prefix):
-            return line[len(prefix) :].strip()
-    return None
-
-
-def caller_uri(message: str) -> str | None:
-    """The calling party's URI from the INVITE's From header (the callback number and the rules' "calls today"
-    need the caller, not the address of the trunk that relayed the call)."""
-    value = _header(message, "From") or _header(message, "f")
-    if value is None:
-        return None
-    match = FROM_URI_RE.search(value)
-    return (match.group(1) or match.group(2)) if match else None

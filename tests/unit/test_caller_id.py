@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from telephony.callback_offer import caller_number
-from telephony.worker import caller_uri
+from telephony.invite_headers import caller_uri
 
 INVITE = "INVITE sip:voicebot@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1\r\n{from_line}\r\nCall-ID: x\r\n\r\nv=0"
 
