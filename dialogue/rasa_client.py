@@ -47,6 +47,7 @@ class RasaRestClient:
         intent, confidence, slots = await self._tracker_state(context.call_id)
         language = next((p["language"] for p in payloads if isinstance(p.get("language"), str)), None)
         hangup = any(p.get("hangup") is True for p in payloads)
+        kb_id = next((str(p["kb"]["id"]) for p in payloads if isinstance(p.get("kb"), dict) and "id" in p["kb"]), None)
         handoff_payload = next((p["handoff"] for p in payloads if isinstance(p.get("handoff"), dict)), None)
         handoff = None
         if handoff_payload is not None:
@@ -59,6 +60,8 @@ class RasaRestClient:
             language=language,
             handoff=handoff,
             hangup=hangup,
+            kb_id=kb_id,
+            kb_miss=any(p.get("kb_miss") is True for p in payloads),
         )
 
     async def tracker(self, call_id: str, include_events: str = "NONE") -> dict[str, Any]:

@@ -14,12 +14,14 @@ from pathlib import Path
 
 from dialogue.acd import Acd
 from dialogue.ops_db import connect
+from dialogue.pseudonym import pseudonym
 from dialogue.rule_store import RuleStore
 from dialogue.transfer_rules import CallFacts, Decision, RuleError, TurnFacts
 from voicebot.ports import Handoff, TurnNote
 
 log = logging.getLogger(__name__)
 
+# `caller` holds the caller's pseudonym (dialogue.pseudonym), never the number.
 CALLS_SCHEMA = """CREATE TABLE IF NOT EXISTS routing_calls (
     call_id TEXT PRIMARY KEY, caller TEXT NOT NULL, day TEXT NOT NULL)"""
 
@@ -67,7 +69,7 @@ class RulesRouter:
     def _calls_today(self, call_id: str, caller: str | None, now: datetime) -> int:
         if not caller:
             return 1
-        day = now.date().isoformat()
+        day, caller = now.date().isoformat(), pseudonym(caller)
         with connect(self.db_path) as db:
             db.execute(CALLS_SCHEMA)
             db.execute("INSERT OR IGNORE INTO routing_calls (call_id, caller, day) VALUES (?, ?, ?)",

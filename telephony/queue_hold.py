@@ -18,8 +18,10 @@ import numpy as np
 
 from telephony.call_host import CallLink
 from telephony.callback_offer import CallbackOffer, caller_number
+from voicebot import events as ev
 from voicebot.audio import AudioChunk
-from voicebot.ports import Handoff, TurnNote
+from voicebot.emitter import Emitter
+from voicebot.ports import EventSink, Handoff, TurnNote
 
 if TYPE_CHECKING:
     from dialogue.acd import Acd, Offer
@@ -44,12 +46,17 @@ class QueueHold:
         hang_up: Callable[[], None],
         clock: Callable[[], float] = time.monotonic,
         announce_every_s: float = ANNOUNCE_EVERY_S,
+        sink: EventSink | None = None,
     ) -> None:
         self.link, self.handoff, self.acd = link, handoff, acd
         self.ring, self.stop_ringing, self.hang_up = ring, stop_ringing, hang_up
         self.clock, self.announce_every_s = clock, announce_every_s
         self.language = handoff.language or "en"
         self.connected = False
+        self.outcome = "abandoned"  # what the call records say when the wait ends
+        self.agent: str | None = None
+        self._emit = _call_emitter(link, sink)
+        self._queue: str | None = None
         self._announced: tuple[int, int] | None = None
         self._announced_at = -math.inf
         # Synthesized aside: the loop keeps polling, so an offer is not left waiting for Piper (seconds when loaded).
@@ -62,18 +69,14 @@ class QueueHold:
                 await self._offer_callback()
                 return
             await asyncio.to_thread(self._enqueue)
-            while not self.link.ended and not self.connected:
-                offer = await asyncio.to_thread(self._poll)
-                if offer is not None:
-                    await self._try_agent(offer)
-                    continue
-                if await asyncio.to_thread(self._overdue):
-                    self._stop_announcing()
-                    await asyncio.to_thread(self.acd.call_ended, call_id)
-                    await self._offer_callback()
-                    return
-                await self._keep_caller_company()
-                await asyncio.sleep(POLL_S)
+            entered = self.clock()
+            try:
+                await self._wait_for_agent()
+            except Exception:
+                self.outcome = "failed"
+                raise
+            finally:
+                self._record_wait(self.clock() - entered)
         except Exception:
             log.exception("call %s: queue hold failed", call_id)
             raise
@@ -81,6 +84,27 @@ class QueueHold:
             self._stop_announcing()
             if not self.connected:
                 await asyncio.to_thread(self.acd.call_ended, call_id)  # a caller who hangs up leaves at once
+
+    async def _wait_for_agent(self) -> None:
+        call_id = self.link.call_id
+        while not self.link.ended and not self.connected:
+            offer = await asyncio.to_thread(self._poll)
+            if offer is not None:
+                await self._try_agent(offer)
+                continue
+            if await asyncio.to_thread(self._overdue):
+                self._stop_announcing()
+                await asyncio.to_thread(self.acd.call_ended, call_id)
+                self.outcome = "callback"
+                await self._offer_callback()
+                return
+            await self._keep_caller_company()
+            await asyncio.sleep(POLL_S)
+
+    def _record_wait(self, wait_s: float) -> None:
+        if self._emit is not None:
+            queue = self._queue or self.handoff.queue
+            self._emit(ev.QueueLeft, queue=queue, outcome=self.outcome, agent=self.agent, wait_s=round(wait_s, 3))
 
     def _context(self) -> dict[str, Any]:
         """What the agent's screen-pop shows."""
@@ -100,6 +124,9 @@ class QueueHold:
         handoff = self.handoff
         queue = self._queue_name(handoff.queue)
         self.acd.enqueue(self.link.call_id, queue, handoff.priority, self.language, self._context())
+        self._queue = queue
+        if self._emit is not None:
+            self._emit(ev.QueueJoined, queue=queue)
         log.info("call %s: queued in %s (priority %d)", self.link.call_id, queue, handoff.priority)
 
     def _queue_name(self, wanted: str) -> str:
@@ -148,6 +175,7 @@ class QueueHold:
                     self.stop_ringing(self.link, "the agent is no longer available")
         if answered.result():
             self.connected = True
+            self.outcome, self.agent = "connected", offer.agent_id
             await asyncio.to_thread(self.acd.connected, self.link.call_id, offer.agent_id)
         elif not self.link.ended:
             log.info("call %s: agent %s did not take the call; trying the next", self.link.call_id, offer.agent_id)
@@ -207,6 +235,16 @@ class QueueHold:
     def _stop_speaking(self) -> None:
         if self.link.session is not None:
             self.link.session.playout.flush()
+
+
+def _call_emitter(link: CallLink, sink: EventSink | None) -> Emitter | None:
+    """Queue events go to the call's records on the same clock as the bot session's events."""
+    if sink is None:
+        return None
+    emitter = Emitter(link.call_id, sink, time.perf_counter)
+    if link.session is not None:
+        emitter.t0 = link.session.events.t0
+    return emitter
 
 
 def _turn_line(note: TurnNote) -> dict[str, Any]:

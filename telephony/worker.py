@@ -319,7 +319,7 @@ class SipWorker:
             self._queue_failed(link, handoff)
             return
         hang_up = lambda: self.post(lambda: self.hangup(link, "callback-offer-over"))  # noqa: E731
-        hold = QueueHold(link, handoff, self.acd, self._ring_agent, self._stop_ringing, hang_up)
+        hold = QueueHold(link, handoff, self.acd, self._ring_agent, self._stop_ringing, hang_up, sink=self.host.sink)
         waiting = self.host.submit(hold.run())
 
         def after(done: Future[None]) -> None:

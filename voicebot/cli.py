@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from voicebot.audio import AudioFileError
+from voicebot.cli_records import add_audit_parser
 from voicebot.cli_rules import add_rules_parser
 from voicebot.config import REPO_ROOT, Settings, load_settings
 from voicebot.console.cli import add_console_parser
@@ -168,6 +169,7 @@ def cmd_kb(args: argparse.Namespace) -> int:
         if args.action == "import":
             for file in args.args:
                 report = kb.import_file(Path(file))
+                _audit_kb_import(report.file, report.added, report.replaced)
                 print(f"{report.file}: {report.added} added, {report.replaced} replaced (live, no retraining)")
             return 0
         question = " ".join(args.args)
@@ -180,6 +182,13 @@ def cmd_kb(args: argparse.Namespace) -> int:
         entry = match.entry
         print(f"{match.score:6.2f}  [{entry.id}] {entry.answer}  ({entry.source}, {entry.updated})")
     return 0
+
+
+def _audit_kb_import(file: object, added: int, replaced: int) -> None:
+    from dialogue.ops_db import ops_db_path
+    from voicebot.audit import Audit
+
+    Audit(ops_db_path()).record("cli", "kb_import", str(file), None, {"added": added, "replaced": replaced})
 
 
 def cmd_dialogue(args: argparse.Namespace) -> int:
@@ -291,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_rules_parser(sub)
     add_console_parser(sub)
+    add_audit_parser(sub)
     return parser
 
 

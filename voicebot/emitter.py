@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from voicebot import events as ev
-from voicebot.ports import EventSink, Handoff, Transcription
+from voicebot.ports import DialogueReply, EventSink, Handoff, Transcription
 
 
 @dataclass
@@ -27,6 +29,7 @@ class Emitter:
         self.sink = sink
         self.clock = clock
         self.t0 = clock()
+        self._seen_slots: dict[str, Any] = {}
 
     def __call__(self, kind: type[ev.CallEvent], **fields: object) -> None:
         event = kind(call_id=self.call_id, t=round(self.clock() - self.t0, 4), **fields)
@@ -43,6 +46,37 @@ class Emitter:
             rejected_because=t.rejected_because,
         )
 
+    def replied(self, turn: int, reply: DialogueReply) -> None:
+        self(
+            ev.DialogueReplied,
+            turn=turn,
+            texts=reply.texts,
+            intent=reply.intent,
+            confidence=reply.confidence,
+            slots=dict(reply.slots),
+            kb_id=reply.kb_id,
+            kb_miss=reply.kb_miss,
+        )
+        self._slot_facts(reply.slots)
+
+    def _slot_facts(self, slots: dict[str, Any]) -> None:
+        """A ticket number or a rating appearing in the dialogue's slots is filed/given on this turn."""
+        ticket, rating = slots.get("ticket_number"), slots.get("rating")
+        if ticket and ticket != self._seen_slots.get("ticket_number"):
+            self(ev.TicketFiled, ticket=str(ticket), category=slots.get("request_category"))
+        if isinstance(rating, (int, float)) and 1 <= rating <= 5 and rating != self._seen_slots.get("rating"):
+            self(ev.RatingGiven, rating=int(rating))
+        self._seen_slots = {"ticket_number": ticket, "rating": rating}
+
+    def disclosure_heard(self, notice: str, prompt_version: str) -> Callable[[asyncio.Future[bool]], None]:
+        """A done-callback for the disclosure prompt's future: logs whether the caller heard it to the end."""
+
+        def done(heard: asyncio.Future[bool]) -> None:
+            complete = not heard.cancelled() and heard.exception() is None and bool(heard.result())
+            self(ev.DisclosurePlayed, notice=notice, prompt_version=prompt_version, heard_to_end=complete)
+
+        return done
+
     def transfer(self, handoff: Handoff) -> None:
         self(
             ev.TransferRequested,
@@ -51,6 +85,10 @@ class Emitter:
             language=handoff.language,
             summary=handoff.summary,
             slots=dict(handoff.slots),
+            rule=handoff.rule,
+            priority=handoff.priority,
+            callback=handoff.callback,
+            fixed_number=handoff.fixed_number,
         )
 
     def timings(self, turn: TurnClock, tts_started: float, first_audio: float | None) -> None:

@@ -68,6 +68,8 @@ class DialogueReplied(CallEvent):
     intent: str | None = None
     confidence: float | None = None
     slots: dict[str, Any] = field(default_factory=dict)
+    kb_id: str | None = None  # the knowledge-base entry the answer came from
+    kb_miss: bool = False  # a question the knowledge base could not answer
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,41 @@ class TransferRequested(CallEvent):
     language: str | None = None
     summary: str = ""
     slots: dict[str, Any] = field(default_factory=dict)
+    rule: str | None = None
+    priority: int = 0
+    callback: bool = False
+    fixed_number: str | None = None
+
+
+@dataclass(frozen=True)
+class QueueJoined(CallEvent):
+    queue: str = ""
+
+
+@dataclass(frozen=True)
+class QueueLeft(CallEvent):
+    queue: str = ""
+    outcome: str = ""  # connected, abandoned, callback, failed
+    agent: str | None = None
+    wait_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class DisclosurePlayed(CallEvent):
+    notice: str = "ai"  # ai (the caller talks to a machine), recording (the call is recorded)
+    prompt_version: str = ""
+    heard_to_end: bool = False
+
+
+@dataclass(frozen=True)
+class TicketFiled(CallEvent):
+    ticket: str = ""
+    category: str | None = None
+
+
+@dataclass(frozen=True)
+class RatingGiven(CallEvent):
+    rating: int = 0
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,8 @@ class DialogueReply:
     language: str | None = None
     handoff: Handoff | None = None
     hangup: bool = False
+    kb_id: str | None = None
+    kb_miss: bool = False
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,13 @@ class CallSession:
             ev.CallStarted, caller=self.caller, language=self.language.current, channel_rate=self.playout.format.rate
         )
         for name in self.options.welcome_prompts:
-            self._voice.prompt(name, self.language.current, self._turn)
+            heard = self._voice.prompt(name, self.language.current, self._turn)
+            if name == "disclosure":
+                heard.add_done_callback(self._emit.disclosure_heard("ai", str(self.engines.prompts.version)))
+
+    @property
+    def events(self) -> Emitter:
+        return self._emit
 
     @property
     def thinking(self) -> bool:
@@ -289,14 +295,7 @@ class CallSession:
             await self._fail("dialogue", exc if str(exc) else TimeoutError("no answer in time"))
             return None
         turn.dialogue_ms = (self.clock() - started) * 1000
-        self._emit(
-            ev.DialogueReplied,
-            turn=turn.turn,
-            texts=reply.texts,
-            intent=reply.intent,
-            confidence=reply.confidence,
-            slots=dict(reply.slots),
-        )
+        self._emit.replied(turn.turn, reply)
         return reply
 
     async def _reply(self, turn: TurnClock, reply: DialogueReply) -> None:

@@ -38,7 +38,7 @@ class ActionAnswerFaq(Action):
             return turn.events()
         match = find_answer(latest_text(tracker), turn.language)
         if match is None:
-            turn.say("utter_faq_unknown")
+            turn.say("utter_faq_unknown", {"kb_miss": True})
             return turn.events(offered_human=True)
         entry = match.entry
         turn.switch_to(entry.language)

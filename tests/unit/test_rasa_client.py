@@ -187,3 +187,14 @@ async def test_transport_failures_raise_dialogue_error_with_the_fix(error: Excep
     assert message_part in str(raised.value)
     assert URL in str(raised.value)
     assert "make setup" in str(raised.value)
+
+
+async def test_kb_source_and_kb_miss_payloads() -> None:
+    answered = [{"recipient_id": "c", "text": "We open at nine.", "custom": {"kb": {"id": "opening-hours-en"}}}]
+    missed = [{"recipient_id": "c", "text": "I have no reliable information.", "custom": {"kb_miss": True}}]
+    async with client(fake_rasa(answered), token=None) as rasa:
+        reply = await rasa.send("when do you open", CONTEXT)
+    assert (reply.kb_id, reply.kb_miss) == ("opening-hours-en", False)
+    async with client(fake_rasa(missed), token=None) as rasa:
+        reply = await rasa.send("can I park my boat", CONTEXT)
+    assert (reply.kb_id, reply.kb_miss) == (None, True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -97,8 +98,16 @@ PROMPTS = PromptTexts(
     {
         "en": {
             name: f"{name} prompt."
-            for name in ("disclosure", "greeting", "apology", "not_understood", "hold", "goodbye", "still_there",
-                         "no_response")
+            for name in (
+                "disclosure",
+                "greeting",
+                "apology",
+                "not_understood",
+                "hold",
+                "goodbye",
+                "still_there",
+                "no_response",
+            )
         }
     },
 )
@@ -311,3 +320,34 @@ async def test_later_sentences_are_synthesized_just_in_time_not_all_at_once():
     assert len(played_when_synthesized) == 4
     # Each sentence is ~1.7 s of audio; with 1.5 s of look-ahead the last one is rendered well into the reply.
     assert played_when_synthesized[-1] - played_when_synthesized[0] > 2.0, played_when_synthesized
+
+
+async def test_the_disclosure_is_logged_as_heard_to_end_or_cut_off():
+    session, call, sink, _ = make_call(ScriptedStt([]), ScriptedDialogue([]), welcome=("disclosure", "greeting"))
+    await session.start()
+    await call.wait_until_quiet()
+    (heard,) = sink.of(ev.DisclosurePlayed)
+    assert (heard.notice, heard.prompt_version, heard.heard_to_end) == ("ai", "1", True)
+
+    session, call, sink, _ = make_call(ScriptedStt([]), ScriptedDialogue([]), welcome=("disclosure", "greeting"))
+    await session.start()
+    await session.close("hangup-by-caller")
+    await asyncio.sleep(0.05)  # the flushed prompt's future resolves on the next loop iterations
+    (cut,) = sink.of(ev.DisclosurePlayed)
+    assert cut.heard_to_end is False
+
+
+async def test_a_ticket_number_and_a_rating_in_the_slots_are_recorded_once():
+    stt = ScriptedStt(["the street light is broken", "four", "thanks"])
+    replies = [
+        DialogueReply(("Filed as T-000123.",), slots={"ticket_number": "T-000123", "request_category": "street_light"}),
+        DialogueReply(("Thank you.",), slots={"ticket_number": "T-000123", "rating": 4}),
+        DialogueReply(("Goodbye.",), slots={"ticket_number": "T-000123", "rating": 4}),
+    ]
+    session, call, sink, _ = make_call(stt, ScriptedDialogue(replies))
+    await session.start()
+    for _ in range(3):
+        await call.play(concat([tone(1.0), silence(0.6)], CHANNEL))
+        await call.wait_until_quiet()
+    assert [(e.ticket, e.category) for e in sink.of(ev.TicketFiled)] == [("T-000123", "street_light")]
+    assert [e.rating for e in sink.of(ev.RatingGiven)] == [4]
