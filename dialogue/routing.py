@@ -17,6 +17,7 @@ from dialogue.ops_db import connect
 from dialogue.pseudonym import pseudonym
 from dialogue.rule_store import RuleStore
 from dialogue.transfer_rules import CallFacts, Decision, RuleError, TurnFacts
+from voicebot.audit import Audit
 from voicebot.ports import Handoff, TurnNote
 
 log = logging.getLogger(__name__)
@@ -28,12 +29,20 @@ CALLS_SCHEMA = """CREATE TABLE IF NOT EXISTS routing_calls (
 
 class RulesRouter:
     def __init__(self, store: RuleStore, acd: Acd, db_path: Path, languages: tuple[str, ...],
-                 language_threshold: float = 0.6, now: Callable[[], datetime] = datetime.now) -> None:  # fmt: skip
-        self.store, self.acd, self.db_path = store, acd, db_path
+                 language_threshold: float = 0.6, now: Callable[[], datetime] = datetime.now,
+                 audit: Audit | None = None) -> None:  # fmt: skip
+        self.store, self.acd, self.db_path, self.audit = store, acd, db_path, audit
         self.languages, self.language_threshold, self.now = languages, language_threshold, now
 
     def route(self, call_id: str, caller: str | None, turns: tuple[TurnNote, ...], handoff: Handoff | None
               ) -> Handoff | None:  # fmt: skip
+        decided = self._decide(call_id, caller, turns, handoff)
+        if decided is not None and self.audit is not None:
+            self.audit.record("routing", "transfer_decision", f"call:{call_id}", None, decision_facts(decided, turns))
+        return decided
+
+    def _decide(self, call_id: str, caller: str | None, turns: tuple[TurnNote, ...], handoff: Handoff | None
+                ) -> Handoff | None:  # fmt: skip
         try:
             live = self.store.live()
         except RuleError as exc:  # e.g. a queue the live rules name was removed since: the dialogue decides
@@ -47,7 +56,7 @@ class RulesRouter:
             return handoff
         log.info("call %s: rule %r (version %d) fired at turn %d: %s", call_id, decision.rule, live[0],
                  decision.turn, decision.action.describe())  # fmt: skip
-        return handoff_for(decision, facts.language, handoff, turns)
+        return dataclasses.replace(handoff_for(decision, facts.language, handoff, turns), rule_version=live[0])
 
     def facts(self, call_id: str, caller: str | None, turns: tuple[TurnNote, ...]) -> CallFacts:
         now = self.now()
@@ -76,6 +85,20 @@ class RulesRouter:
                        [call_id, caller, day])  # fmt: skip
             row = db.execute("SELECT COUNT(*) FROM routing_calls WHERE caller = ? AND day = ?", [caller, day])
             return int(row.fetchone()[0])
+
+
+def decision_facts(handoff: Handoff, turns: tuple[TurnNote, ...]) -> dict[str, object]:
+    """What the audit keeps of a transfer decision: where, why and by which rule — not what the caller said."""
+    return {
+        "turn": turns[-1].turn if turns else 0,
+        "rule": handoff.rule,
+        "rule_version": handoff.rule_version,
+        "reason": handoff.reason,
+        "queue": handoff.queue,
+        "priority": handoff.priority,
+        "callback": handoff.callback,
+        "fixed_number": handoff.fixed_number,
+    }
 
 
 def turn_facts(note: TurnNote) -> TurnFacts:

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from voicebot.audio import AudioChunk, AudioFormat
+from voicebot.call_recorder import CallRecorder, open_recorder, wait_for_recordings
 from voicebot.compose import Runtime
+from voicebot.logs import call_context, current_call_id
 from voicebot.ports import EventSink, Handoff
 from voicebot.session import CallSession
 
@@ -62,6 +64,7 @@ class CallHost:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="calls", daemon=True)
         self._sessions: dict[str, CallSession] = {}
+        self._recorders: dict[str, CallRecorder] = {}  # calls being recorded (recording.enabled)
 
     def start(self, warm_up: bool = True, on_thread_start: Callable[[], None] | None = None) -> None:
         """`on_thread_start` runs first on the loop thread (the worker registers it with pjlib: a SWIG
@@ -93,10 +96,11 @@ class CallHost:
         self.submit(self._open(link, control, language))
 
     def caller_hung_up(self, link: CallLink) -> None:
-        self.loop.call_soon_threadsafe(self._close, link.call_id, "hangup-by-caller")
+        context = call_context(link.call_id)
+        self.loop.call_soon_threadsafe(self._close, link.call_id, "hangup-by-caller", context=context)
 
     def dtmf(self, link: CallLink, digit: str) -> None:
-        self.loop.call_soon_threadsafe(self._key, link, digit)
+        self.loop.call_soon_threadsafe(self._key, link, digit, context=call_context(link.call_id))
 
     def _key(self, link: CallLink, digit: str) -> None:
         if link.key_handler is not None:
@@ -111,7 +115,7 @@ class CallHost:
     def close(self, timeout_s: float = 5.0) -> None:
         async def close_all() -> None:
             for call_id in list(self._sessions):
-                self._close(call_id, "worker-shutdown")
+                call_context(call_id).run(self._close, call_id, "worker-shutdown")
             await self.runtime.aclose()
 
         try:
@@ -120,10 +124,12 @@ class CallHost:
             log.exception("closing the call sessions failed")
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout_s)
+        wait_for_recordings(timeout_s)
 
     # --- on the loop -----------------------------------------------------------------------------
 
     async def _open(self, link: CallLink, control: SipControl, language: str | None) -> None:
+        current_call_id.set(link.call_id)  # log lines of this task and of the tasks it starts name the call
         try:
             await self._start_session(link, control, language)
         except Exception:
@@ -135,19 +141,33 @@ class CallHost:
         session = self.runtime.session(link.call_id, AudioFormat(link.rate), control, self.sink, link.caller, language)
         link.session = session
         self._sessions[link.call_id] = session
-        loop, rate = self.loop, link.rate
+        loop, rate, context = self.loop, link.rate, call_context(link.call_id)
+        recorder = self._recorder(link, session)
 
         def caller_audio(data: bytes) -> None:  # pjmedia's clock thread
-            loop.call_soon_threadsafe(session.feed, AudioChunk(data, rate))
+            loop.call_soon_threadsafe(session.feed, AudioChunk(data, rate), context=context)
+            if recorder is not None:
+                recorder.caller(data)
 
         port = link.port
         if port is not None and not link.ended:
-            port.attach(caller_audio, session.playout.read)
+            port.attach(caller_audio, session.playout.read if recorder is None else recorder.tap(session.playout.read))
         await session.start()
         if link.ended:  # the caller hung up while the session was being built
             self._close(link.call_id, "hangup-by-caller")
 
+    def _recorder(self, link: CallLink, session: CallSession) -> CallRecorder | None:
+        """Records the call when `recording.enabled` and its caller hears the recording notice."""
+        texts, welcome = self.runtime.prompt_texts, session.options.welcome_prompts
+        recorder = open_recorder(self.runtime.settings.recording, texts, link.call_id, AudioFormat(link.rate), welcome)
+        if recorder is not None:
+            self._recorders[link.call_id] = recorder
+        return recorder
+
     def _close(self, call_id: str, outcome: str) -> None:
+        recorder = self._recorders.pop(call_id, None)
+        if recorder is not None:
+            recorder.finish()  # encrypted and written on a thread of its own
         session = self._sessions.pop(call_id, None)
         if session is not None and not session.ended:
             self._spawn(session.close(outcome))
@@ -159,6 +179,7 @@ class CallHost:
         task.add_done_callback(_log_failure)
 
     async def _say_then(self, link: CallLink, prompt: str, then: Callable[[], None], post: Post) -> None:
+        current_call_id.set(link.call_id)
         session = link.session
         try:
             if session is not None and not link.ended:

@@ -22,6 +22,7 @@ from voicebot import events as ev
 from voicebot.audio import AudioChunk
 from voicebot.emitter import Emitter
 from voicebot.ports import EventSink, Handoff, TurnNote
+from voicebot.redaction import Redactor
 
 if TYPE_CHECKING:
     from dialogue.acd import Acd, Offer
@@ -107,17 +108,19 @@ class QueueHold:
             self._emit(ev.QueueLeft, queue=queue, outcome=self.outcome, agent=self.agent, wait_s=round(wait_s, 3))
 
     def _context(self) -> dict[str, Any]:
-        """What the agent's screen-pop shows."""
+        """What the agent's screen-pop shows; what the caller said is redacted before it is stored."""
         handoff, session = self.handoff, self.link.session
+        notes = session.routing.notes if session is not None else ()
+        language = self.language
         return {
             "reason": handoff.reason,
             "rule": handoff.rule,
-            "summary": handoff.summary,
-            "slots": dict(handoff.slots),
-            "caller": self.link.caller,
+            "summary": _REDACTOR.redact(handoff.summary, language),
+            "slots": {k: _redact_slot(k, v, language) for k, v in handoff.slots.items()},
+            "caller": self.link.caller,  # kept: the callback number (removed by retention once the callback is done)
             "case_reference": handoff.slots.get("case_reference"),
-            "transcript": [_turn_line(note) for note in session.routing.notes] if session is not None else [],
-            "intent": next((n.intent for n in reversed(session.routing.notes) if n.intent), None) if session else None,
+            "transcript": [{**_turn_line(n), "text": _REDACTOR.redact(n.text, n.language or language)} for n in notes],
+            "intent": next((n.intent for n in reversed(notes) if n.intent), None),
         }
 
     def _enqueue(self) -> None:
@@ -235,6 +238,16 @@ class QueueHold:
     def _stop_speaking(self) -> None:
         if self.link.session is not None:
             self.link.session.playout.flush()
+
+
+_REDACTOR = Redactor()
+# Slots that hold what the work needs (references, the number to call back); other text slots are redacted.
+_KEPT_SLOTS = frozenset({"case_reference", "looked_up_case", "ticket_number", "callback_phone", "language", "call_id",
+                         "request_category", "case_confirmed", "case_attempts", "human_offered", "rating"})  # fmt: skip
+
+
+def _redact_slot(name: str, value: Any, language: str) -> Any:
+    return _REDACTOR.redact(value, language) if isinstance(value, str) and name not in _KEPT_SLOTS else value
 
 
 def _call_emitter(link: CallLink, sink: EventSink | None) -> Emitter | None:

@@ -18,8 +18,10 @@ from pathlib import Path
 
 from telephony.call_host import CallHost
 from telephony.worker import SipWorker
-from voicebot.compose import Runtime, build_runtime, call_routing
+from voicebot.compose import Runtime, build_runtime, call_records, call_routing
 from voicebot.config import Settings, load_settings
+from voicebot.logs import LOG_FORMATS, configure_logging
+from voicebot.metrics import MetricsSink
 from voicebot.ports import ConfigError, EventSink
 from voicebot.sinks import FanOut, JsonlSink, LogSink
 
@@ -44,6 +46,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="Kamailio in front already checked the allow-list and rate; trust its X-Voicebot-Source",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every call event")
+    parser.add_argument("--log-format", choices=LOG_FORMATS, help="log lines as text or JSON (default: logging.format)")
     return parser.parse_args(argv)
 
 
@@ -79,19 +82,24 @@ def build_runtime_below_media(settings: Settings) -> Runtime:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s [{args.name}] %(name)s: %(message)s")
+    # The records writer redacts with spaCy in its own thread; a 1 ms switch interval (default 5 ms) bounds how
+    # long it can hold the GIL while pjmedia's frame callbacks wait for it.
+    sys.setswitchinterval(0.001)
     logging.getLogger("voicebot.call").setLevel(logging.INFO if args.verbose else logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     acd = None
     try:
         settings = settings_from(args)
+        text_format = f"%(asctime)s %(levelname)s [{args.name}] %(name)s: %(message)s"
+        configure_logging(args.log_format or settings.logging.format, text_format=text_format)
         runtime = build_runtime_below_media(settings)
         if settings.sip.transfer_mode == "queue":
             acd, runtime.router = call_routing(settings)
     except ConfigError as exc:
         print(f"voicebot worker: error: {exc}", file=sys.stderr)
         return 2
-    sinks: list[EventSink] = [LogSink()]
+    records = call_records(settings, args.name)
+    sinks: list[EventSink] = [LogSink(), MetricsSink(), records]
     if args.events:
         sinks.append(JsonlSink(Path(args.events)))
     host = CallHost(runtime, FanOut(sinks))
@@ -119,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         os._exit(1)
     host.close()
     worker.shutdown()
+    records.close(5.0)
     logging.shutdown()
     sys.stdout.flush()
     os._exit(EXIT_RESTART if worker.restart_requested else 0)

@@ -12,10 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from voicebot.audio import AudioFileError
+from voicebot.cli_recordings import add_recordings_parser
 from voicebot.cli_records import add_audit_parser
+from voicebot.cli_report import add_report_parser
+from voicebot.cli_retention import add_retention_parser
 from voicebot.cli_rules import add_rules_parser
 from voicebot.config import REPO_ROOT, Settings, load_settings
 from voicebot.console.cli import add_console_parser
+from voicebot.logs import LOG_FORMATS, configure_logging
 from voicebot.ports import ConfigError, DialogueError
 
 if TYPE_CHECKING:
@@ -233,6 +237,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         worker_args.append("-v")
     if args.events:
         worker_args += ["--events", str(Path(args.events).resolve())]
+    log_format = args.log_format or settings.logging.format
+    configure_logging(log_format)
+    worker_args += ["--log-format", log_format]
     return serve(settings, worker_args, progress)
 
 
@@ -272,9 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--config")
     models.set_defaults(func=cmd_models_install)
 
-    recordings = sub.add_parser("recordings", help="real-speech test recordings")
-    recordings.add_argument("action", choices=["fetch"])
-    recordings.set_defaults(func=cmd_recordings_fetch)
+    add_recordings_parser(sub, cmd_recordings_fetch)
 
     kb = sub.add_parser("kb", help="the verified knowledge base the bot answers FAQs from")
     kb.add_argument("action", choices=["import", "search"])
@@ -296,11 +301,14 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--model", help="Whisper model")
     srv.add_argument("--rasa-url", help="use this running Rasa server instead of starting one")
     srv.add_argument("--events", help="append every call event to this JSONL file")
+    srv.add_argument("--log-format", choices=LOG_FORMATS, help="log lines as text or JSON (default: logging.format)")
     srv.set_defaults(func=cmd_serve)
 
     add_rules_parser(sub)
     add_console_parser(sub)
     add_audit_parser(sub)
+    add_report_parser(sub)
+    add_retention_parser(sub)
     return parser
 
 
@@ -311,7 +319,7 @@ def _exit_on_sigterm(signum: int, _frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging("text")
     logging.getLogger("voicebot.call").setLevel(logging.INFO if args.verbose else logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:

@@ -21,6 +21,10 @@ from dialogue.rasa_service import RasaService
 from dialogue.routing import RulesRouter
 from dialogue.rule_store import RuleStore, rules_validator
 from voicebot.audio import AudioChunk, AudioFormat
+from voicebot.audit import Audit
+from voicebot.call_recorder import welcome_prompts
+from voicebot.call_records import RecordRows
+from voicebot.call_schema import CALLS_DB_NAME
 from voicebot.config import Settings
 from voicebot.engines.stt import WhisperSTT
 from voicebot.engines.vad import make_vad
@@ -35,6 +39,7 @@ from voicebot.ports import (
     VoiceActivityDetector,
 )
 from voicebot.prompts import PromptCache, PromptTexts
+from voicebot.record_writer import RecordWriter, WriterStats
 from voicebot.segmenter import EndpointConfig
 from voicebot.session import CallSession
 from voicebot.session_types import SessionEngines, SessionOptions
@@ -118,6 +123,7 @@ class Runtime:
             dialogue_timeout_s=self.settings.dialogue.timeout_s,
             silence_reprompt_ms=int(call.silence_reprompt_s * 1000),
             silence_reprompts=call.silence_reprompts,
+            welcome_prompts=welcome_prompts(self.settings.recording, self.prompt_texts, SessionOptions.welcome_prompts),
         )
 
     async def warm_up(self, rate: int) -> None:
@@ -192,5 +198,34 @@ def call_routing(settings: Settings) -> tuple[Acd, RulesRouter]:
     acd = Acd(db_path)
     acd.seed(*load_directory(settings.agents_file))
     store = RuleStore(db_path, rules_validator(db_path, settings.call.languages))
-    router = RulesRouter(store, acd, db_path, settings.call.languages, settings.speech.language_threshold)
+    router = RulesRouter(store, acd, db_path, settings.call.languages, settings.speech.language_threshold,
+                         audit=Audit(db_path))  # fmt: skip
     return acd, router
+
+
+class RecordsHealth:
+    """Feeds the records writer's state to /metrics: store up/down, events waiting, events dropped."""
+
+    def __init__(self) -> None:
+        self._dropped = 0
+
+    def update(self, stats: WriterStats) -> None:
+        from voicebot.metrics import count_records_dropped, set_records_health
+
+        set_records_health(stats.healthy, stats.pending)
+        if stats.dropped > self._dropped:
+            count_records_dropped(stats.dropped - self._dropped)
+            self._dropped = stats.dropped
+
+
+def call_records(settings: Settings, worker: str | None = None) -> RecordWriter:
+    """Every call's facts, redacted, written to the call records database off the audio path."""
+    from dialogue.pseudonym import caller_key
+    from dialogue.state import state_dir
+    from voicebot.redaction import Redactor
+
+    redactor = Redactor()
+    redactor.load()  # spaCy's pipelines load here, at start-up, not on a call's first turn
+    rows = RecordRows(redactor.redact, caller_key(), worker=worker, languages=settings.call.languages,
+                      language_threshold=settings.speech.language_threshold)  # fmt: skip
+    return RecordWriter(state_dir() / CALLS_DB_NAME, rows, on_cycle=RecordsHealth().update)

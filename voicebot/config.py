@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from voicebot.console.settings import ConsoleSettings
+from voicebot.logs import LoggingSettings
 from voicebot.ports import ConfigError
+from voicebot.privacy_settings import RecordingSettings, RetentionSettings
 from voicebot.sip_settings import SipSettings
 from voicebot.yamlfile import read_mapping
 
@@ -60,6 +62,9 @@ class Settings:
     call: CallSettings = field(default_factory=CallSettings)
     sip: SipSettings = field(default_factory=SipSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    recording: RecordingSettings = field(default_factory=RecordingSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     models_dir: Path = REPO_ROOT / ".cache" / "models"
     prompts_file: Path = REPO_ROOT / "data" / "prompts.yaml"
     voices_file: Path = REPO_ROOT / "voices" / "voices.yaml"

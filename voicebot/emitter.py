@@ -10,6 +10,9 @@ from typing import Any
 from voicebot import events as ev
 from voicebot.ports import DialogueReply, EventSink, Handoff, Transcription
 
+# Welcome prompts whose playing is proof the caller was told something: prompt name -> DisclosurePlayed.notice
+DISCLOSURE_PROMPTS = {"disclosure": "ai", "recording_notice": "recording"}
+
 
 @dataclass
 class TurnClock:

@@ -97,6 +97,7 @@ class Handoff:
     slots: dict[str, Any] = field(default_factory=dict)
     # Set by the supervisors' transfer rules (dialogue/transfer_rules.py):
     rule: str | None = None
+    rule_version: int | None = None
     priority: int = 0
     announcement: str = ""  # spoken to the caller instead of the dialogue's own words
     callback: bool = False  # offer to call the caller back instead of queueing

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from voicebot.config import REPO_ROOT, Settings
+from voicebot.metrics import prepare_multiprocess_dir, process_exited
 
 log = logging.getLogger("voicebot.serve")
 
@@ -44,6 +45,8 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         if self._log is not None:
             self._log.close()
+        if self.process is not None:  # a restart: the dead process's live gauges stop counting
+            process_exited(self.process.pid)
         self._log = self.log_path.open("ab")
         self._log_start = self._log.tell()  # READY lines of earlier runs in this log do not count
         self.process = subprocess.Popen(self.command(), cwd=REPO_ROOT, stdout=self._log, stderr=subprocess.STDOUT)
@@ -73,6 +76,7 @@ class WorkerProcess:
                 log.warning("SIP worker %s did not drain in %.0f s: killed", self.name, grace_s)
                 self.process.kill()
                 self.process.wait()
+        process_exited(self.process.pid)
         if self._log is not None:
             self._log.close()
         return self.process.returncode
@@ -89,6 +93,7 @@ class Hotline:
         self.rasa: Any = None
         self.front_door: Any = None
         self.console: Any = None
+        self.retention: Any = None  # the retention policy, applied hourly
 
     def _worker(self, index: int, args: list[str]) -> WorkerProcess:
         sip = self.settings.sip
@@ -115,6 +120,9 @@ class Hotline:
             self.progress(f"SIP worker {worker.name} ready on {worker.host}:{worker.port} (log: {worker.log_path})")
         if len(self.workers) > 1:
             self._start_front_door()
+        from voicebot.retention_schedule import start_retention_schedule
+
+        self.retention = start_retention_schedule(self.settings)
         sip = self.settings.sip
         self.progress(f"call sip:voicebot@{sip.host}:{sip.port} (UDP/TCP) — Ctrl-C or SIGTERM drains calls and stops")
 
@@ -173,6 +181,8 @@ class Hotline:
             self.front_door.stop()
         if self.console is not None:
             self.console.stop()
+        if self.retention is not None:
+            self.retention.stop()
         if self.rasa is not None:
             self.progress("stopping the Rasa server started by `voicebot serve`")
             self.rasa.stop()
@@ -180,7 +190,12 @@ class Hotline:
 
 
 def serve(settings: Settings, worker_args: list[str], progress: Callable[[str], None]) -> int:
+    from dialogue.state import state_dir
+
     run_dir = settings.cache_dir / "run"
+    # The workers and the console (its /metrics) share the metrics through this folder, set in the environment
+    # that the workers inherit; before anything in this process loads prometheus_client.
+    prepare_multiprocess_dir(state_dir() / "metrics")
     hotline = Hotline(settings, worker_args, run_dir, progress)
     stop = {"requested": False}
 

@@ -18,7 +18,7 @@ from voicebot import events as ev
 from voicebot.audio import AudioChunk, AudioFormat
 from voicebot.bot_voice import BotVoice
 from voicebot.dtmf import DtmfCollector, dtmf_message
-from voicebot.emitter import Emitter, TurnClock
+from voicebot.emitter import DISCLOSURE_PROMPTS, Emitter, TurnClock
 from voicebot.language import CallLanguage
 from voicebot.listener import Boundary, Listener
 from voicebot.playout import Playout
@@ -87,8 +87,8 @@ class CallSession:
         )
         for name in self.options.welcome_prompts:
             heard = self._voice.prompt(name, self.language.current, self._turn)
-            if name == "disclosure":
-                heard.add_done_callback(self._emit.disclosure_heard("ai", str(self.engines.prompts.version)))
+            if (notice := DISCLOSURE_PROMPTS.get(name)) is not None:
+                heard.add_done_callback(self._emit.disclosure_heard(notice, str(self.engines.prompts.version)))
 
     @property
     def events(self) -> Emitter:

@@ -30,12 +30,14 @@ def test_an_intact_chain_verifies(tmp_path: Path, capsys: pytest.CaptureFixture[
 @pytest.mark.parametrize(
     "tamper",
     [
-        "UPDATE audit_log SET after = '{\"added\":300,\"replaced\":0}' WHERE id = 2",
+        'UPDATE audit_log SET after = \'{"added":300,"replaced":0}\' WHERE id = 2',
         "DELETE FROM audit_log WHERE id = 2",
         "DELETE FROM audit_log WHERE id = 3",
     ],
 )
-def test_an_edited_or_deleted_entry_is_detected(tmp_path: Path, capsys: pytest.CaptureFixture[str], tamper: str) -> None:
+def test_an_edited_or_deleted_entry_is_detected(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tamper: str
+) -> None:
     db_path = filled(tmp_path)
     with sqlite3.connect(db_path) as conn:
         conn.execute(tamper)

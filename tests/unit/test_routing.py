@@ -11,6 +11,7 @@ from dialogue.agents import load_directory
 from dialogue.pseudonym import pseudonym
 from dialogue.routing import RulesRouter
 from dialogue.rule_store import RuleStore, rules_validator
+from voicebot.audit import Audit
 from voicebot.ports import Handoff, TurnNote
 
 LANGUAGES = ("en", "fr")
@@ -22,7 +23,7 @@ def router_at(db_path: Path) -> RulesRouter:
     acd = Acd(db_path, clock=TUESDAY_NOON.timestamp)
     acd.seed(*load_directory(Path("data/agents.yaml")))
     store = RuleStore(db_path, rules_validator(db_path, LANGUAGES))
-    return RulesRouter(store, acd, db_path, LANGUAGES, now=lambda: TUESDAY_NOON)
+    return RulesRouter(store, acd, db_path, LANGUAGES, now=lambda: TUESDAY_NOON, audit=Audit(db_path))
 
 
 def asks_for_a_person(call_id: str, router: RulesRouter) -> Handoff | None:
@@ -45,3 +46,16 @@ def test_pseudonyms_depend_on_the_installation_key() -> None:
     assert pseudonym(NUMBER, b"k1") == pseudonym(NUMBER, b"k1")
     assert pseudonym(NUMBER, b"k1") != pseudonym(NUMBER, b"k2")
     assert pseudonym(NUMBER, b"k1") != pseudonym("sip:+33612345679@trunk.example", b"k1")
+
+
+def test_every_transfer_decision_is_audited_with_its_rule_but_not_what_was_said(tmp_path: Path) -> None:
+    db_path = tmp_path / "operations.db"
+    router = router_at(db_path)
+    decisions = [asks_for_a_person(f"call-{n}", router) for n in range(3)]
+    entries = list(reversed(Audit(db_path).entries()))
+    decided = [e for e in entries if e.action == "transfer_decision"]
+    assert [e.target for e in decided] == ["call:call-0", "call:call-1", "call:call-2"]
+    assert [e.after["rule"] for e in decided] == [d.rule if d else None for d in decisions]
+    assert decided[2].after["rule"] == "frequent-caller" and decided[2].after["rule_version"] == 1
+    assert "someone" not in str([e.after for e in decided]) and "336" not in str([e.after for e in decided])
+    assert Audit(db_path).verify() == []

@@ -8,7 +8,9 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
-from starlette.routing import BaseRoute, Mount
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from dialogue.acd import Acd
@@ -16,11 +18,21 @@ from dialogue.rule_store import RuleStore, rules_validator
 from dialogue.transfer_rules import RuleSet
 from voicebot.audit import Audit
 from voicebot.config import Settings, load_settings
-from voicebot.console import admin_pages, agent_pages, auth_pages, desk_pages, live_pages, rule_pages
+from voicebot.console import (
+    admin_pages,
+    agent_pages,
+    auth_pages,
+    desk_pages,
+    live_pages,
+    recording_pages,
+    report_pages,
+    rule_pages,
+)
 from voicebot.console.context import STATIC_DIR, Console
 from voicebot.console.security import SecurityHeaders, load_secret
 from voicebot.console.settings import ConsoleSettings
 from voicebot.console.users import LoginThrottle, UserStore
+from voicebot.metrics import metrics_response
 
 SESSION_COOKIE = "voicebot_console"
 
@@ -37,8 +49,12 @@ def create_app(
     the ACD's queues and the configured languages)."""
     console = open_console(settings, db_path, app_settings, validator)
     secret = load_secret(settings.secret_file or db_path.parent / "console_secret")
-    routes: list[BaseRoute] = [Mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")]
-    for pages in (auth_pages, live_pages, desk_pages, agent_pages, rule_pages, admin_pages):
+    routes: list[BaseRoute] = [
+        Mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static"),
+        Route("/metrics", metrics_page, methods=["GET"]),  # no login: Prometheus scrapes it (loopback only)
+    ]
+    for pages in (auth_pages, live_pages, recording_pages, report_pages, desk_pages, agent_pages, rule_pages,
+                  admin_pages):  # fmt: skip
         routes += pages.routes(console)
     middleware = [
         Middleware(SecurityHeaders),
@@ -50,6 +66,12 @@ def create_app(
     app = Starlette(routes=routes, middleware=middleware)
     app.state.console = console
     return app
+
+
+def metrics_page(_request: Request) -> Response:
+    """Prometheus exposition of every voicebot process (a plain function: Starlette runs it on a thread)."""
+    body, content_type = metrics_response()
+    return Response(body, media_type=content_type)
 
 
 def open_console(

@@ -31,7 +31,8 @@ STATIC_DIR = Path(__file__).parent / "static"
 T = TypeVar("T")
 
 STAFF_NAV = (
-    ("/", "Live"), ("/calls", "Calls"), ("/agents", "Agents"), ("/rules", "Rules"), ("/callbacks", "Callbacks"),
+    ("/", "Live"), ("/calls", "Calls"), ("/reports", "Reports"), ("/agents", "Agents"), ("/rules", "Rules"),
+    ("/callbacks", "Callbacks"),
     ("/settings", "Settings"), ("/audit", "Audit"), ("/desk", "Desk"),
 )  # fmt: skip
 ADMIN_NAV = (*STAFF_NAV, ("/users", "Users"))

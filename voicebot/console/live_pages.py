@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from voicebot.console.call_history import STAGES, CallFilter, call_record, calls_db_path, recent_calls
 from voicebot.console.context import Console
 from voicebot.console.security import STAFF, guarded
 from voicebot.console.users import ConsoleUser
@@ -32,13 +33,17 @@ def routes(console: Console) -> list[BaseRoute]:
     async def calls(request: Request, user: ConsoleUser) -> Response:
         snap = await console.snapshot(fresh=True)
         callbacks = await console.db(console.acd.callbacks)
-        return console.render(request, user, "calls.html", "Calls", calls=snap["calls"], callbacks=callbacks)
+        wanted = CallFilter.from_query(dict(request.query_params))
+        recorded = await console.db(recent_calls, calls_db_path(console.db_path), wanted)
+        return console.render(request, user, "calls.html", "Calls", calls=snap["calls"], callbacks=callbacks,
+                              recorded=recorded, wanted=wanted)  # fmt: skip
 
     async def call(request: Request, user: ConsoleUser) -> Response:
         call_id = request.path_params["call_id"]
         snap = await console.snapshot(fresh=True)
         found = await console.db(find_call, console, snap, call_id)
-        if found is None:
+        record = await console.db(call_record, calls_db_path(console.db_path), call_id)
+        if found is None and record is None:
             return console.render(
                 request,
                 user,
@@ -46,9 +51,10 @@ def routes(console: Console) -> list[BaseRoute]:
                 "Call not found",
                 404,
                 home="/calls",
-                errors=[f"No call {call_id!r} in the queues or the callbacks."],
+                errors=[f"No call {call_id!r} in the call records, the queues or the callbacks."],
             )
-        return console.render(request, user, "call.html", f"Call {call_id}", call=call_view(found))
+        view = call_view(found) if found is not None else None
+        return console.render(request, user, "call.html", f"Call {call_id}", call=view, record=record, stages=STAGES)
 
     return [
         guarded("/", live, STAFF, console.users, console.denied),
