@@ -84,7 +84,18 @@ class QueueHold:
         finally:
             self._stop_announcing()
             if not self.connected:
-                await asyncio.to_thread(self.acd.call_ended, call_id)  # a caller who hangs up leaves at once
+                await self._leave_queue()  # a caller who hangs up leaves at once
+
+    async def _leave_queue(self) -> None:
+        """Takes the call out of the queue. If the queue's database is failing (the reason we may be here), keeps
+        trying in the background: a call left "waiting" would be offered to an agent whose phone never rings."""
+        try:
+            await asyncio.to_thread(self.acd.call_ended, self.link.call_id)
+        except Exception as exc:
+            log.error("call %s: could not leave the queue (%s): retrying in the background", self.link.call_id, exc)
+            retry = asyncio.get_running_loop().create_task(_leave_queue_later(self.acd, self.link.call_id))
+            _BACKGROUND.add(retry)
+            retry.add_done_callback(_BACKGROUND.discard)
 
     async def _wait_for_agent(self) -> None:
         call_id = self.link.call_id
@@ -119,7 +130,7 @@ class QueueHold:
             "slots": {k: _redact_slot(k, v, language) for k, v in handoff.slots.items()},
             "caller": self.link.caller,  # kept: the callback number (removed by retention once the callback is done)
             "case_reference": handoff.slots.get("case_reference"),
-            "transcript": [{**_turn_line(n), "text": _REDACTOR.redact(n.text, n.language or language)} for n in notes],
+            "transcript": [_turn_line(n, language) for n in notes],
             "intent": next((n.intent for n in reversed(notes) if n.intent), None),
         }
 
@@ -250,6 +261,24 @@ def _redact_slot(name: str, value: Any, language: str) -> Any:
     return _REDACTOR.redact(value, language) if isinstance(value, str) and name not in _KEPT_SLOTS else value
 
 
+_BACKGROUND: set[asyncio.Task[None]] = set()
+LEAVE_RETRY_S = 2.0
+LEAVE_GIVE_UP_S = 600.0
+
+
+async def _leave_queue_later(acd: Acd, call_id: str) -> None:
+    for _ in range(int(LEAVE_GIVE_UP_S / LEAVE_RETRY_S)):
+        await asyncio.sleep(LEAVE_RETRY_S)
+        try:
+            await asyncio.to_thread(acd.call_ended, call_id)
+        except Exception:  # still failing: try again
+            continue
+        log.info("call %s: left the queue once its database was back", call_id)
+        return
+    log.error("call %s: still in the queue after %g s of database errors: a worker restart clears it", call_id,
+              LEAVE_GIVE_UP_S)  # fmt: skip
+
+
 def _call_emitter(link: CallLink, sink: EventSink | None) -> Emitter | None:
     """Queue events go to the call's records on the same clock as the bot session's events."""
     if sink is None:
@@ -260,8 +289,9 @@ def _call_emitter(link: CallLink, sink: EventSink | None) -> Emitter | None:
     return emitter
 
 
-def _turn_line(note: TurnNote) -> dict[str, Any]:
-    said = note.text or (f"[keys {note.dtmf}]" if note.dtmf else "")
+def _turn_line(note: TurnNote, language: str) -> dict[str, Any]:
+    said = note.text or (f"[keys {note.dtmf}]" if note.dtmf else "")  # keyed digits too: a number keyed is PII
+    said = _REDACTOR.redact(said, note.language or language)
     return {"speaker": "caller", "text": said, "turn": note.turn, "language": note.language, "intent": note.intent}
 
 

@@ -107,6 +107,12 @@ class Audit:
             rows = list(db.query("SELECT * FROM audit_log ORDER BY id DESC LIMIT ?", [limit]))
         return [_entry(row) for row in rows]
 
+    def latest(self, action: str) -> AuditEntry | None:
+        """The newest entry of this kind of action, if any."""
+        with connect(self.db_path) as db:
+            rows = list(db.query("SELECT * FROM audit_log WHERE action = ? ORDER BY id DESC LIMIT 1", [action]))
+        return _entry(rows[0]) if rows else None
+
     def verify(self) -> list[str]:
         """One line per problem found (empty: the chain is intact)."""
         with connect(self.db_path) as db:

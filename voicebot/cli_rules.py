@@ -128,6 +128,11 @@ def cmd_rules_import(args: argparse.Namespace) -> int:
     if before and before[0] == version:
         print(f"{args.file} is the same as the live version {version}: nothing to import")
     else:
+        from voicebot.audit import Audit
+
+        previous = {"version": before[0] if before else None}
+        after = {"version": version, "file": args.file, "comment": args.comment}
+        Audit(ops_db_path()).record(args.author, "rules_import", "transfer_rules", previous, after)
         print(f"version {version} is live ({args.file}, by {args.author})")
     return 0
 

@@ -132,8 +132,11 @@ class Hotline:
         from voicebot.compose import call_routing
         from voicebot.console import ConsoleThread
         from voicebot.console.users import UserStore
+        from voicebot.settings_audit import Audit, record_settings_change
 
         call_routing(self.settings)
+        if record_settings_change(Audit(ops_db_path()), self.settings):
+            self.progress("the settings differ from the last run's: the change is in the audit log")
         if not self.settings.console.enabled:
             return
         self.console = ConsoleThread(self.settings.console, ops_db_path(), self.settings)

@@ -12,28 +12,30 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from dialogue.acd import Acd
-from dialogue.agents import load_directory
 from dialogue.rasa_service import RasaService
-from tests.support.sip_harness import Worker, phone, phone_events, recording, start_worker, stop_phone, write_config
-from voicebot.config import REPO_ROOT, Settings
-from voicebot.console.runner import ConsoleThread
-from voicebot.console.settings import ConsoleSettings
-from voicebot.console.users import UserStore
+from tests.support.queue_harness import (
+    QueueLine,
+    call_state,
+    chromium,
+    logged_in,
+    queue_line,
+    running_console,
+    wait_until,
+)
+from tests.support.sip_harness import phone, phone_events, recording, stop_phone
+from voicebot.config import REPO_ROOT
 from voicebot.engines.stt import WhisperSTT
 from voicebot.recordings import load_recordings
 
 pytestmark = pytest.mark.rasa
 
 WORKER_PORT, SILENT_AGENT_PORT, AGENT_PORT, CONSOLE_PORT = 5600, 5611, 5612, 8191
-PASSWORD = "queue-test-password"
-CHROMIUM = Path("/usr/bin/chromium")
 GREETING_S = 6.5
 AGENTS_YAML = f"""
 timezone: Europe/Paris
@@ -53,76 +55,28 @@ agents:
 """
 
 
-@dataclass
-class QueueLine:
-    worker: Worker
-    acd: Acd
-    folder: Path
-
-
 @pytest.fixture(scope="module")
 def line(rasa_service: RasaService, tmp_path_factory: pytest.TempPathFactory) -> Iterator[QueueLine]:
     folder = tmp_path_factory.mktemp("agent-queue")
-    state = folder / "state"
-    state.mkdir()
-    (folder / "agents.yaml").write_text(AGENTS_YAML, encoding="utf-8")
-    config = write_config(
-        folder / "voicebot.yaml",
-        {
-            "dialogue": {"rasa_url": rasa_service.url, "auth_token": rasa_service.auth_token, "timeout_s": 15.0},
-            "sip": {"rtp_port": 43000, "transfer_mode": "queue"},
-            "agents_file": str(folder / "agents.yaml"),
-        },
-    )
-    acd = Acd(state / "operations.db")
-    acd.seed(*load_directory(folder / "agents.yaml"))
-    worker = start_worker(config, WORKER_PORT, folder, name="q0", env={"VOICEBOT_STATE_DIR": str(state)})
-    yield QueueLine(worker, acd, folder)
-    assert worker.stop() == 0, worker.log()[-3000:]
+    with queue_line(rasa_service, folder, AGENTS_YAML, WORKER_PORT, "q0", {"rtp_port": 43000}) as line:
+        yield line
 
 
 @pytest.fixture(scope="module")
 def console(line: QueueLine) -> Iterator[str]:
-    db_path = line.folder / "state" / "operations.db"
-    users = UserStore(db_path)
-    users.add("sam", "supervisor", PASSWORD)
-    users.add("bea", "agent", PASSWORD, agent_id="bea")
-    server = ConsoleThread(ConsoleSettings(port=CONSOLE_PORT, secret_file=line.folder / "secret"), db_path, Settings())
-    server.start()
-    yield server.url
-    assert server.stop(), "the console did not stop"
+    with running_console(line, CONSOLE_PORT, [("sam", "supervisor", None), ("bea", "agent", "bea")]) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
+    with chromium() as browser:
         yield browser
-        browser.close()
-
-
-def logged_in(browser: Browser, console: str, name: str) -> Page:
-    page = browser.new_context().new_page()
-    page.goto(f"{console}/login")
-    page.get_by_label("User name").fill(name)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_load_state()
-    return page
 
 
 @pytest.fixture(scope="module")
 def stt() -> WhisperSTT:
     return WhisperSTT("tiny.en", REPO_ROOT / ".cache" / "models")
-
-
-def wait_until(condition: object, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if callable(condition) and condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def queued_call(acd: Acd) -> str | None:
@@ -188,10 +142,6 @@ def test_a_caller_who_hangs_up_while_waiting_leaves_the_queue(line: QueueLine, t
     wait_until(lambda: queued_call(acd) is None, 3, "the call to leave the queue")
     assert time.monotonic() - hung_up_at < 3
     assert call_id not in {call.call_id for call in acd.waiting()}
-
-
-def call_state(acd: Acd, call_id: str) -> str | None:
-    return next((call["state"] for call in acd.snapshot()["calls"] if call["call_id"] == call_id), None)
 
 
 def test_with_nobody_signed_in_the_caller_is_offered_a_callback_and_keys_a_number(
