@@ -32,6 +32,8 @@ class RulesRouter:
                  language_threshold: float = 0.6, now: Callable[[], datetime] = datetime.now,
                  audit: Audit | None = None) -> None:  # fmt: skip
         self.store, self.acd, self.db_path, self.audit = store, acd, db_path, audit
+        with connect(db_path) as db:
+            db.execute(CALLS_SCHEMA)
         self.languages, self.language_threshold, self.now = languages, language_threshold, now
 
     def route(self, call_id: str, caller: str | None, turns: tuple[TurnNote, ...], handoff: Handoff | None
@@ -80,7 +82,6 @@ class RulesRouter:
             return 1
         day, caller = now.date().isoformat(), pseudonym(caller)
         with connect(self.db_path) as db:
-            db.execute(CALLS_SCHEMA)
             db.execute("INSERT OR IGNORE INTO routing_calls (call_id, caller, day) VALUES (?, ?, ?)",
                        [call_id, caller, day])  # fmt: skip
             row = db.execute("SELECT COUNT(*) FROM routing_calls WHERE caller = ? AND day = ?", [caller, day])

@@ -114,8 +114,10 @@ class CallHost:
 
     def close(self, timeout_s: float = 5.0) -> None:
         async def close_all() -> None:
-            for call_id in list(self._sessions):
-                call_context(call_id).run(self._close, call_id, "worker-shutdown")
+            closing = [call_context(c).run(self._close, c, "worker-shutdown") for c in list(self._sessions)]
+            ended = [task for task in closing if task is not None]
+            if ended:  # their CallEnded events reach the records before the process exits
+                await asyncio.wait(ended, timeout=timeout_s / 2)
             await self.runtime.aclose()
 
         try:
@@ -164,19 +166,21 @@ class CallHost:
             self._recorders[link.call_id] = recorder
         return recorder
 
-    def _close(self, call_id: str, outcome: str) -> None:
+    def _close(self, call_id: str, outcome: str) -> asyncio.Task[Any] | None:
         recorder = self._recorders.pop(call_id, None)
         if recorder is not None:
             recorder.finish()  # encrypted and written on a thread of its own
         session = self._sessions.pop(call_id, None)
         if session is not None and not session.ended:
-            self._spawn(session.close(outcome))
-        elif session is not None:
+            return self._spawn(session.close(outcome))
+        if session is not None:
             session.playout.flush()
+        return None
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = self.loop.create_task(coro)
         task.add_done_callback(_log_failure)
+        return task
 
     async def _say_then(self, link: CallLink, prompt: str, then: Callable[[], None], post: Post) -> None:
         current_call_id.set(link.call_id)

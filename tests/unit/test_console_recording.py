@@ -11,15 +11,15 @@ import pytest
 import soundfile as sf
 from starlette.testclient import TestClient
 
-from voicebot.audio import AudioChunk, AudioFormat
+from voicebot.audio import AudioFormat
 from voicebot.audit import Audit
 from voicebot.call_recorder import CallRecorder
 from voicebot.config import Settings
 from voicebot.console.app import create_app
 from voicebot.console.settings import ConsoleSettings
-from voicebot.playout import Playout
 from voicebot.recording_crypto import add_key, load_keyring
 
+from .test_call_recorder import record_call
 from .test_console_auth import db_path, log_in
 
 __all__ = ["db_path"]  # the fixture, shared with the auth tests
@@ -41,15 +41,7 @@ def recorded(db_path: Path) -> tuple[Settings, CallRecorder, bytes, bytes]:
     recorder = CallRecorder("c-rec", AudioFormat(RATE), load_keyring(state / "keys.yaml"), state / "recordings",
                             state / "calls.db")  # fmt: skip
     caller, bot = pcm(1.0, 1), pcm(1.0, 2)
-    playout = Playout(AudioFormat(RATE))
-    playout.push(AudioChunk(bot, RATE))
-    read = recorder.tap(playout.read)
-    for start in range(0, len(caller), FRAME):
-        recorder.caller(caller[start : start + FRAME])
-        read(FRAME)
-    thread = recorder.finish()
-    assert thread is not None
-    thread.join(10)
+    record_call(recorder, caller, bot)
     return settings, recorder, caller, bot
 
 

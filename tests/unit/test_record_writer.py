@@ -3,8 +3,11 @@ removed store keeps the rows in memory, reports itself unhealthy with an alert, 
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -226,3 +229,15 @@ def test_a_row_the_database_refuses_is_dropped_without_holding_back_the_others(t
     stats = records.close()
     assert (stats.written, stats.dropped, stats.healthy) == (4, 1, True)
     assert count(path, "dtmf") == 4
+
+
+def test_a_full_disk_keeps_the_rows_in_memory_and_writes_them_when_there_is_room_again(tmp_path: Path) -> None:
+    path = tmp_path / "calls.db"
+    script = Path(__file__).resolve().parents[1] / "support" / "records_full_disk.py"
+    done = subprocess.run([sys.executable, str(script), str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    full, again = (json.loads(line) for line in done.stdout.splitlines())
+    assert full["healthy"] is False and full["pending"] > 0 and full["dropped"] == 0
+    assert "disk" in full["error"] or "I/O" in full["error"] or "full" in full["error"]
+    assert again == {**again, "step": "space again", "healthy": True, "pending": 0, "dropped": 0}
+    assert count(path, "turns", "full-1") == 3000

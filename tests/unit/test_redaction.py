@@ -22,7 +22,11 @@ from voicebot.redaction import KINDS, PiiSpan, RedactingFilter, Redactor, instal
 from voicebot.redaction_patterns import iban_valid, luhn_valid, nir_valid
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-SETS = {"dev": DATA / "pii_sentences.yaml", "blind": DATA / "pii_sentences_blind.yaml"}
+SETS = {
+    "dev": DATA / "pii_sentences.yaml",
+    "blind": DATA / "pii_sentences_blind.yaml",
+    "independent": DATA / "pii_sentences_independent.yaml",
+}
 STRUCTURED = ("PHONE", "EMAIL", "IBAN", "CARD", "NIR")
 CONTEXTUAL = ("DOB", "ADDRESS", "NAME")
 COVERAGE_NEEDED = {**dict.fromkeys(STRUCTURED, 1.0), **dict.fromkeys(CONTEXTUAL, 2 / 3)}
@@ -264,7 +268,7 @@ def test_nir_key(nir: str, valid: bool) -> None:
 
 def test_every_labelled_number_passes_its_check() -> None:
     checks = {"IBAN": iban_valid, "CARD": lambda text: luhn_valid("".join(c for c in text if c.isdigit())),
-              "NIR": nir_valid}  # fmt: skip
+              "NIR": lambda text: nir_valid(text.replace(".", " ").replace("-", " "))}  # fmt: skip
     for path in SETS.values():
         for sentence in load_sentences(path):
             for kind, start, end in sentence.spans:
