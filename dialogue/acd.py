@@ -1,9 +1,8 @@
 """Automatic call distribution: callers waiting for a human, the agents who can take them, and callback tasks.
 
-Every operation is one short transaction on the operations database (`dialogue.ops_db.connect`, BEGIN IMMEDIATE),
-so SIP workers, the console and `voicebot serve` in separate processes share one queue and never offer one agent
-twice; a restart forgets nothing. Service order in a queue: call priority (higher first), then arrival; across
-queues, queue priority first. Times come from the injected clock (seconds, like time.time)."""
+Every operation is one short transaction on the operations database (`dialogue.ops_db.connect`, BEGIN IMMEDIATE):
+SIP workers, the console and `serve` share one queue, never offer one agent twice, and a restart forgets nothing.
+Order: queue priority, then call priority (higher first), then arrival. Times: the injected clock (time.time)."""
 
 from __future__ import annotations
 
@@ -245,14 +244,15 @@ class Acd:
             set_agent_status(db, agent, "busy", now)
 
     def call_ended(self, call_id: str) -> None:
-        """The caller hung up or the call is over: it leaves the queue at once. A connected agent goes to wrap-up
-        for the queue's wrap_up_s; an agent whose phone was ringing is available again. Unknown calls are ignored."""
+        """The caller hung up or the call is over: it leaves the queue (its number its context) at once; its agent
+        goes to wrap-up, or is available again if it was only ringing. Unknown calls are ignored."""
         now = self.clock()
         with connect(self.db_path) as db:
             call = call_row(db, call_id)
             if not call or call.state == "ended":
                 return
-            db.execute("UPDATE acd_calls SET state = 'ended', ended_at = ? WHERE call_id = ?", [now, call_id])
+            db.execute("UPDATE acd_calls SET state = 'ended', ended_at = ?, context = json_remove(context, '$.caller') "
+                       "WHERE call_id = ?", [now, call_id])  # the number is kept only while the caller waits
             db.execute("DELETE FROM acd_ring_failures WHERE call_id = ?", [call_id])
             agent = agent_row(db, call.agent_id) if call.agent_id else None
             if not agent:

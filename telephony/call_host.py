@@ -168,9 +168,9 @@ class CallHost:
 
     def _close(self, call_id: str, outcome: str) -> asyncio.Task[Any] | None:
         recorder = self._recorders.pop(call_id, None)
-        if recorder is not None:
-            recorder.finish()  # encrypted and written on a thread of its own
         session = self._sessions.pop(call_id, None)
+        if recorder is not None:  # encrypted and written on a thread of its own
+            recorder.finish(session is not None and session.events.notices_heard.get("recording", False))
         if session is not None and not session.ended:
             return self._spawn(session.close(outcome))
         if session is not None:

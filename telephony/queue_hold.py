@@ -73,8 +73,10 @@ class QueueHold:
             entered = self.clock()
             try:
                 await self._wait_for_agent()
-            except Exception:
+            except Exception as exc:
                 self.outcome = "failed"
+                if self._emit is not None:
+                    self._emit(ev.CallError, stage="queue", error=f"{type(exc).__name__}: {exc}")
                 raise
             finally:
                 self._record_wait(self.clock() - entered)
@@ -128,7 +130,9 @@ class QueueHold:
             "rule": handoff.rule,
             "summary": _REDACTOR.redact(handoff.summary, language),
             "slots": {k: _redact_slot(k, v, language) for k, v in handoff.slots.items()},
-            "caller": self.link.caller,  # kept: the callback number (removed by retention once the callback is done)
+            # While the caller waits, so that a restarted worker can still leave a callback task; the ACD drops it
+            # from the context when the call leaves the queue (the number stays only in a callback task).
+            "caller": self.link.caller,
             "case_reference": handoff.slots.get("case_reference"),
             "transcript": [_turn_line(n, language) for n in notes],
             "intent": next((n.intent for n in reversed(notes) if n.intent), None),
@@ -156,7 +160,8 @@ class QueueHold:
         return any(call.call_id == self.link.call_id for call in self.acd.overdue())
 
     async def _offer_callback(self) -> None:
-        offer = CallbackOffer(self.link, self.acd, self.language, self._context(), self._speak, self._stop_speaking,
+        context = await asyncio.to_thread(self._context)  # redaction: kept off the call loop
+        offer = CallbackOffer(self.link, self.acd, self.language, context, self._speak, self._stop_speaking,
                               self.hang_up)  # fmt: skip
         await offer.run()
 

@@ -23,7 +23,7 @@ from voicebot.config import Settings, load_settings
 from voicebot.logs import LOG_FORMATS, configure_logging
 from voicebot.metrics import MetricsSink
 from voicebot.ports import ConfigError, EventSink
-from voicebot.sinks import FanOut, JsonlSink, LogSink
+from voicebot.sinks import FanOut, LogSink, RedactedJsonlSink
 
 ENGINE_NICE = 5
 EXIT_RESTART = 75  # the worker asks its supervisor (voicebot serve) for a fresh process
@@ -82,9 +82,6 @@ def build_runtime_below_media(settings: Settings) -> Runtime:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # The records writer redacts with spaCy in its own thread; a 1 ms switch interval (default 5 ms) bounds how
-    # long it can hold the GIL while pjmedia's frame callbacks wait for it.
-    sys.setswitchinterval(0.001)
     logging.getLogger("voicebot.call").setLevel(logging.INFO if args.verbose else logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     acd = None
@@ -100,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     records = call_records(settings, args.name)
     sinks: list[EventSink] = [LogSink(), MetricsSink(), records]
-    if args.events:
-        sinks.append(JsonlSink(Path(args.events)))
+    events_file = RedactedJsonlSink(Path(args.events), records.rows.redact) if args.events else None
+    if events_file is not None:
+        sinks.append(events_file)
     host = CallHost(runtime, FanOut(sinks))
     host.loop.set_default_executor(ThreadPoolExecutor(2, "engine-misc", initializer=lower_this_thread))
     bind = (args.host or settings.sip.host, args.port or settings.sip.port)
@@ -128,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     host.close()
     worker.shutdown()
     records.close(5.0)
+    if events_file is not None:
+        events_file.close()
     logging.shutdown()
     sys.stdout.flush()
     os._exit(EXIT_RESTART if worker.restart_requested else 0)

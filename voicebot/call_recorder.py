@@ -138,13 +138,17 @@ class CallRecorder:
 
     # --- when the call ends ------------------------------------------------------------------------------
 
-    def finish(self) -> threading.Thread | None:
-        """Stops recording and writes the file on a thread of its own (once; later calls return None)."""
+    def finish(self, notice_heard: bool = True) -> threading.Thread | None:
+        """Stops recording and writes the file on a thread of its own (once; later calls return None). A caller
+        who did not hear the recording notice to the end is not recorded: the audio is dropped."""
         with self._lock:
             if self._finished:
                 return None
             self._finished = True
-            if not self._caller and not self._bot:  # the call never reached its media
+            if not notice_heard:
+                log.info("call %s: not recorded: the caller did not hear the recording notice to the end", self.call_id)
+            if not notice_heard or (not self._caller and not self._bot):  # or the call never reached its media
+                self._caller, self._bot = bytearray(), bytearray()
                 self.written.set()
                 return None
         thread = threading.Thread(target=self._write, name=f"record-{self.call_id}", daemon=True)

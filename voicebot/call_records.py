@@ -25,7 +25,8 @@ Value = str | int | float | None
 Redact = Callable[[str, str | None], str]
 REDACTION_FAILED = "[REDACTION FAILED]"
 # QueueLeft.outcome -> calls.outcome
-QUEUE_OUTCOMES = {"connected": "transferred", "abandoned": "abandoned", "callback": "callback", "failed": "error"}
+# A queue that failed sent the caller to the queue's fixed line (telephony/worker.py): transferred, with an error.
+QUEUE_OUTCOMES = {"connected": "transferred", "abandoned": "abandoned", "callback": "callback", "failed": "transferred"}
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,8 @@ class _Call:
         if self.queue_outcome is not None:
             return QUEUE_OUTCOMES.get(self.queue_outcome, "error")
         if self.transfer is not None:
+            if self.end_reason == "hangup-by-caller":  # gone before the transfer was carried out
+                return "abandoned"
             return "callback" if self.transfer.callback else "transferred"
         return "error" if self.errors else "resolved"
 
@@ -232,7 +235,8 @@ class RecordRows:
         accepted = bool(getattr(event, "accepted", True))
         if accepted and language in self.languages and (probability or 0.0) >= self.language_threshold:
             call.language = language
-        call.turns.add(int(event.turn))
+        if accepted:  # noise Whisper heard is kept as a row, not counted as a caller turn
+            call.turns.add(int(event.turn))
         values: dict[str, Value] = {
             "call_id": event.call_id,
             "turn": int(event.turn),
@@ -256,6 +260,7 @@ class RecordRows:
 
     def _replied(self, event: Any, wall: float) -> list[RowOp]:
         call = self._call(event, wall)
+        call.turns.add(int(event.turn))  # the dialogue answered it (keys, or speech): a caller turn
         reply = " ".join(text for text in getattr(event, "texts", ()) if text)
         kb_id = getattr(event, "kb_id", None)
         return [

@@ -45,7 +45,8 @@ def rotate_recordings(directory: Path, keyring: Keyring, calls_db: Path | None) 
         db = open_calls_db(calls_db)
         try:
             for file in report.rewritten:
-                db.execute("UPDATE recordings SET key_id = ? WHERE path = ?", [keyring.current, str(file)])
+                db.execute("UPDATE recordings SET key_id = ? WHERE path IN (?, ?)",
+                           [keyring.current, str(file), str(file.absolute())])  # fmt: skip
         finally:
             db.conn.close()
     return report

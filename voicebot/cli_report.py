@@ -58,12 +58,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_analytics(path: Path, period: Period, top: int = 10) -> Analytics:
-    """Opens the records database (bringing its schema up to date) and computes the period's figures."""
+def load_analytics(path: Path, period: Period, top: int = 10, migrate: bool = True) -> Analytics:
+    """Opens the records database (bringing its schema up to date unless `migrate` is False: the console reads
+    only) and computes the period's figures."""
     from voicebot.analytics import compute
 
     _require_calls_table(path)
-    db = open_calls_db(path)
+    db = open_calls_db(path, run_migrations=migrate)
     try:
         return compute(db, period, top=top)
     except sqlite3.DatabaseError as exc:

@@ -228,4 +228,5 @@ def call_records(settings: Settings, worker: str | None = None) -> RecordWriter:
     redactor.load()  # spaCy's pipelines load here, at start-up, not on a call's first turn
     rows = RecordRows(redactor.redact, caller_key(), worker=worker, languages=settings.call.languages,
                       language_threshold=settings.speech.language_threshold)  # fmt: skip
-    return RecordWriter(state_dir() / CALLS_DB_NAME, rows, on_cycle=RecordsHealth().update)
+    # A 5 s busy timeout: the hourly retention run may hold the write lock a while; the writer thread can wait.
+    return RecordWriter(state_dir() / CALLS_DB_NAME, rows, busy_timeout_s=5.0, on_cycle=RecordsHealth().update)

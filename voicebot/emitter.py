@@ -33,6 +33,8 @@ class Emitter:
         self.clock = clock
         self.t0 = clock()
         self._seen_slots: dict[str, Any] = {}
+        self.notices_heard: dict[str, bool] = {}  # notice -> heard to the end (absent: still playing or never)
+        self._pending_notices: dict[str, str] = {}  # notice -> prompt version, while it plays
 
     def __call__(self, kind: type[ev.CallEvent], **fields: object) -> None:
         event = kind(call_id=self.call_id, t=round(self.clock() - self.t0, 4), **fields)
@@ -72,13 +74,26 @@ class Emitter:
         self._seen_slots = {"ticket_number": ticket, "rating": rating}
 
     def disclosure_heard(self, notice: str, prompt_version: str) -> Callable[[asyncio.Future[bool]], None]:
-        """A done-callback for the disclosure prompt's future: logs whether the caller heard it to the end."""
+        """A done-callback for a notice prompt's future: logs whether the caller heard it to the end."""
+        self._pending_notices[notice] = prompt_version
 
         def done(heard: asyncio.Future[bool]) -> None:
+            if self._pending_notices.pop(notice, None) is None:
+                return  # already logged as cut off when the call ended
             complete = not heard.cancelled() and heard.exception() is None and bool(heard.result())
-            self(ev.DisclosurePlayed, notice=notice, prompt_version=prompt_version, heard_to_end=complete)
+            self._notice(notice, prompt_version, complete)
 
         return done
+
+    def notices_cut(self) -> None:
+        """The call is ending: a notice still playing was not heard to the end (logged before CallEnded)."""
+        for notice, prompt_version in list(self._pending_notices.items()):
+            del self._pending_notices[notice]
+            self._notice(notice, prompt_version, False)
+
+    def _notice(self, notice: str, prompt_version: str, complete: bool) -> None:
+        self.notices_heard[notice] = complete
+        self(ev.DisclosurePlayed, notice=notice, prompt_version=prompt_version, heard_to_end=complete)
 
     def transfer(self, handoff: Handoff) -> None:
         self(

@@ -30,6 +30,7 @@ from dialogue.references import TWO_LETTER_WORDS
 from voicebot import redaction_patterns as patterns
 
 LANGUAGES = ("fr", "en")
+_SPACY_LOCK = threading.Lock()  # spaCy does not promise that a Language or a Matcher is thread-safe
 # When two findings overlap, the one of the earlier kind wins (validated numbers first).
 KINDS = ("EMAIL", "IBAN", "NIR", "CARD", "PHONE", "DOB", "ADDRESS", "NAME")
 VALIDATED = frozenset({"EMAIL", "IBAN", "NIR", "CARD"})  # never dropped for touching a case reference
@@ -58,7 +59,8 @@ class Redactor:
         protected = list(_protected(_mask(text, found)))
         for each in languages:
             found.extend(_spoken_phones(text, each))
-            found.extend(_spacy_pii(text, each))
+            with _SPACY_LOCK:  # one pipeline per language, shared by the writer, the queue and the log threads
+                found.extend(_spacy_pii(text, each))
         return _without_overlaps(found, protected)
 
     def load(self) -> None:

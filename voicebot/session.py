@@ -130,6 +130,7 @@ class CallSession:
                 task.cancel()
         self._voice.stop_speaking()
         final = self._finish(outcome)
+        self._emit.notices_cut()
         self._emit(ev.CallEnded, outcome=final)
         return final
 

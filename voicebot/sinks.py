@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,7 +30,8 @@ def event_json(event: CallEvent) -> str:
 
 class LogSink:
     def emit(self, event: CallEvent) -> None:
-        log.info("%s", event_json(event), extra={"call_id": event.call_id})
+        if log.isEnabledFor(logging.INFO):  # the JSON is built only when it is logged
+            log.info("%s", event_json(event), extra={"call_id": event.call_id})
 
 
 class JsonlSink:
@@ -46,6 +50,57 @@ class JsonlSink:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+Redact = Callable[[str, str | None], str]
+
+
+def redacted_json(event: CallEvent, redact: Redact) -> str:
+    """The event as JSON with every text in it redacted (numbers and flags as they are)."""
+    language = getattr(event, "language", None)
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return redact(value, language if isinstance(language, str) else None)
+        if isinstance(value, dict):
+            return {key: clean(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(item) for item in value]
+        return value
+
+    return json.dumps(clean(event.to_dict()), default=_json_default, ensure_ascii=False)
+
+
+class RedactedJsonlSink:
+    """Appends each event, redacted, to a JSONL file from a thread of its own: the call loop only enqueues."""
+
+    def __init__(self, path: Path, redact: Redact, max_pending: int = 10_000) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.redact = path, redact
+        self._queue: queue.Queue[CallEvent | None] = queue.Queue(max_pending)
+        self._thread = threading.Thread(target=self._write, name="events-jsonl", daemon=True)
+        self._thread.start()
+
+    def emit(self, event: CallEvent) -> None:
+        try:
+            self._queue.put_nowait(event)
+        except queue.Full:
+            log.warning("events file %s: writer behind, event %s of call %s dropped", self.path, event.kind,
+                        event.call_id)  # fmt: skip
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        self._queue.put(None, timeout=timeout_s)
+        self._thread.join(timeout_s)
+
+    def _write(self) -> None:
+        with self.path.open("a", encoding="utf-8") as file:
+            while (event := self._queue.get()) is not None:
+                try:
+                    file.write(redacted_json(event, self.redact) + "\n")
+                except Exception:
+                    log.exception("events file %s: event %s not written", self.path, event.kind)
+                if self._queue.empty():
+                    file.flush()
 
 
 class MemorySink:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,9 @@ from tests.support.queue_harness import (
 )
 from tests.support.sip_harness import Worker, recording, rms_windows
 from voicebot.audio import AudioChunk
+from voicebot.call_schema import CALLS_DB_NAME
 from voicebot.config import REPO_ROOT
+from voicebot.console.call_history import call_record
 from voicebot.engines.stt import WhisperSTT
 from voicebot.recordings import load_recordings
 
@@ -151,6 +153,13 @@ def test_an_agent_who_goes_offline_mid_ring_stops_ringing_and_the_caller_keeps_i
     waited = heard_between(recording(tmp_path / "heard.wav"), caller_log, queued_at, transferred["t"])
     assert waited.duration_s > 10, f"the caller waited only {waited.duration_s:.1f} s"
     assert longest_silence_s(waited) <= MAX_SILENCE_S, f"{longest_silence_s(waited):.1f} s of silence while queued"
+    # The worker's call records: the transfer and its rule, the wait that ended with bea, the disclosure heard.
+    record = wait_for_record(line, call_id, lambda r: any(w["outcome"] == "connected" for w in r["queue_waits"]))
+    assert record["call"]["outcome"] == "transferred" and record["call"]["rule"] == "keypad-zero", record["call"]
+    (wait,) = record["queue_waits"]
+    assert (wait["queue"], wait["agent"]) == ("general-en", "bea") and wait["wait_s"] > 10, wait
+    assert [(d["kind"], d["heard_to_end"]) for d in record["disclosures"]] == [("ai", 1)], record["disclosures"]
+    assert [t["rule"] for t in record["transfers"]] == ["keypad-zero"], record["transfers"]
 
 
 def heard_between(heard: AudioChunk, caller_log: list[dict[str, Any]], start: float, end: float) -> AudioChunk:
@@ -212,6 +221,23 @@ def test_a_broken_queue_apologises_and_transfers_the_caller_to_the_queues_fixed_
     assert "went wrong" in said and "colleague" in said, said
     assert "in the queue" not in said, said  # a broken queue announces no place
     assert not acd.waiting(), acd.waiting()
+    call_id = keypad_zero_transfers(line.worker)[-1]["call_id"]
+    record = wait_for_record(line, call_id, lambda r: bool(r["queue_waits"]))
+    assert [w["outcome"] for w in record["queue_waits"]] == ["failed"], record["queue_waits"]
+    assert [e["stage"] for e in record["errors"]] == ["queue"] and "not a database" in record["errors"][0]["error"]
+    assert record["call"]["outcome"] == "transferred", record["call"]  # to the queue's fixed line
+
+
+def wait_for_record(line: QueueLine, call_id: str, complete: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The call as the worker recorded it in the call records database (its writer commits every 0.1 s)."""
+    found: dict[str, Any] = {}
+
+    def recorded() -> bool:
+        found.update(call_record(line.db_path.parent / CALLS_DB_NAME, call_id) or {})
+        return bool(found) and complete(found)
+
+    wait_until(recorded, 10, f"call {call_id} in the call records")
+    return found
 
 
 def keypad_zero_transfers(worker: Worker) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ import pytest
 from dialogue.acd import Acd, Offer
 from dialogue.acd_store import DEFAULT_HANDLE_S
 from dialogue.agents import Agent, BusinessHours, QueueSpec, load_directory
+from dialogue.ops_db import connect
 from dialogue.state import DATA_DIR
 
 ALWAYS = BusinessHours({day: ((time(0, 0), time.max),) for day in range(7)}, frozenset(), "Europe/Paris")
@@ -403,3 +404,14 @@ def test_an_agent_back_at_the_desk_ends_its_transferred_call_and_the_handle_time
     acd.enqueue("c3", "general-fr")
     learnt = 95 + QUEUES[0].wrap_up_s  # not the 180 s default any more
     assert [acd.estimated_wait_s(c) for c in ("c2", "c3")] == [learnt, 2 * learnt]
+
+
+def test_the_callers_number_leaves_the_queue_context_when_the_call_ends(tmp_path: Path) -> None:
+    acd = Acd(tmp_path / "operations.db")
+    acd.seed([], [QueueSpec("general-en", "en", ALWAYS)])
+    acd.enqueue("c-num", "general-en", 0, "en", {"caller": "sip:+33612345678@trunk", "summary": "wants a person"})
+    assert acd.snapshot()["calls"][0]["context"]["caller"] == "sip:+33612345678@trunk"
+    acd.call_ended("c-num")
+    with connect(tmp_path / "operations.db") as db:
+        (context,) = db.execute("SELECT context FROM acd_calls WHERE call_id = 'c-num'").fetchone()
+    assert json.loads(context) == {"summary": "wants a person"}

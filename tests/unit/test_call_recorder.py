@@ -144,3 +144,14 @@ async def test_the_recording_notice_is_logged_like_the_ai_disclosure(settings: R
     await call.wait_until_quiet()
     notices = [(e.notice, e.prompt_version, e.heard_to_end) for e in sink.of(ev.DisclosurePlayed)]
     assert notices == [("ai", "1", True), ("recording", "1", True)]
+
+
+def test_a_caller_who_hung_up_during_the_notice_is_not_recorded(settings: RecordingSettings, tmp_path: Path) -> None:
+    recorder = CallRecorder("c-cut", FORMAT, load_keyring(settings.keyring), settings.directory(), tmp_path / "c.db")
+    read = recorder.tap(Playout(FORMAT).read)
+    for _ in range(50):
+        recorder.caller(noise(0.02, 4))
+        read(FRAME)
+    assert recorder.finish(notice_heard=False) is None
+    assert recorder.written.is_set()
+    assert not list(settings.directory().glob("*")) and not (tmp_path / "c.db").exists()

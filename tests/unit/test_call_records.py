@@ -47,9 +47,12 @@ def call_row(db: sqlite_utils.Database, call_id: str = "c1") -> dict[str, Any]:
     return dict(db.table("calls").get(call_id))
 
 
-def a_call(*middle: ev.CallEvent, ended: bool = True) -> list[ev.CallEvent]:
+def a_call(*middle: ev.CallEvent, ended: bool = True, end_reason: str | None = None) -> list[ev.CallEvent]:
+    """A call; the bot session ends as the session does: "transferred" after a transfer it carried out."""
     start = ev.CallStarted("c1", 0.0, caller=CALLER, language="fr")
-    end = [ev.CallEnded("c1", 30.0, outcome="hangup-by-caller")] if ended else []
+    transferred = any(isinstance(event, ev.TransferRequested) for event in middle)
+    reason = end_reason or ("transferred" if transferred else "hangup-by-caller")
+    end = [ev.CallEnded("c1", 30.0, outcome=reason)] if ended else []
     return [start, *middle, *end]
 
 
@@ -182,11 +185,17 @@ def left(outcome: str) -> ev.QueueLeft:
         ((transfer(), ev.QueueJoined("c1", 20.0, queue="fr-general")), (left("callback"),), "callback"),
         ((transfer(callback=True),), (), "callback"),
         ((transfer(fixed_number="sip:112@emergency.example", rule="emergency"),), (), "transferred"),
+        ((transfer(), ev.QueueJoined("c1", 20.0, queue="fr-general")), (left("failed"),), "transferred"),
     ],
 )
 def test_outcome_rule(middle: tuple[ev.CallEvent, ...], after_end: tuple[ev.CallEvent, ...], outcome: str) -> None:
     db = record([*a_call(*middle), *after_end])
     assert call_row(db)["outcome"] == outcome
+
+
+def test_a_caller_who_hangs_up_before_the_transfer_is_carried_out_abandoned() -> None:
+    db = record(a_call(transfer(), end_reason="hangup-by-caller"))
+    assert call_row(db)["outcome"] == "abandoned"
 
 
 def test_a_live_call_has_no_outcome_and_the_queue_revises_it_after_the_bot_session() -> None:
@@ -305,7 +314,7 @@ def test_events_without_the_newer_fields_and_unrecorded_kinds() -> None:
     rows = RecordRows(lambda text, language: text, SALT)
     assert rows.rows(ev.SpeechStarted("c1", 1.0), WALL0) == []
     assert rows.rows(ev.Transcript("c1", 1.0, turn=1, text="partial", speculative=True), WALL0) == []
-    db = record(a_call(TransferRequested("c1", 5.0, queue="en-general", reason="dtmf_0")))
+    db = record(a_call(TransferRequested("c1", 5.0, queue="en-general", reason="dtmf_0"), end_reason="transferred"))
     stored = next(iter(db["transfers"].rows))
     assert (stored["queue"], stored["rule"], stored["priority"], stored["callback"]) == ("en-general", None, 0, 0)
     assert call_row(db)["outcome"] == "transferred"

@@ -335,6 +335,7 @@ async def test_the_disclosure_is_logged_as_heard_to_end_or_cut_off():
     await asyncio.sleep(0.05)  # the flushed prompt's future resolves on the next loop iterations
     (cut,) = sink.of(ev.DisclosurePlayed)
     assert cut.heard_to_end is False
+    assert [e.kind for e in sink.events][-2:] == ["DisclosurePlayed", "CallEnded"]  # logged before the end
 
 
 async def test_a_ticket_number_and_a_rating_in_the_slots_are_recorded_once():

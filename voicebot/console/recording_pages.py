@@ -17,7 +17,7 @@ from voicebot.call_schema import CALLS_DB_NAME
 from voicebot.console.context import Console
 from voicebot.console.security import STAFF, guarded
 from voicebot.console.users import ConsoleUser
-from voicebot.recording_crypto import Keyring, decrypt_chunks, load_keyring, verify
+from voicebot.recording_crypto import Keyring, decrypt_chunks, load_keyring, read_header, verify
 
 
 def recording_of(calls_db: Path, call_id: str) -> tuple[Path, str] | None:
@@ -54,7 +54,7 @@ def routes(console: Console) -> list[BaseRoute]:
             return console.render(request, user, "error.html", "No recording", 404, home=f"/calls/{call_id}",
                                   errors=[opened])  # fmt: skip
         path, keyring, size = opened
-        after = {"file": path.name, "key_id": keyring.current, "bytes": size}
+        after = {"file": path.name, "key_id": read_header(path).key_id, "bytes": size}
         await console.db(console.audit.record, user.name, "recording_play", f"call:{call_id}", None, after)
         headers = {
             "content-disposition": f'inline; filename="{path.stem}.wav"',

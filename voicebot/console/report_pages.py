@@ -64,7 +64,7 @@ def _period_args(request: Request) -> tuple[str, str]:
 
 def _analytics(console: Console, since: str, until: str) -> Analytics:
     period = parse_period(since, until or None, directory_timezone(console.app_settings.agents_file))
-    return load_analytics(calls_db_path(console.db_path), period)
+    return load_analytics(calls_db_path(console.db_path), period, migrate=False)  # the workers migrate it
 
 
 def _csv_zip(analytics: Analytics) -> bytes:
