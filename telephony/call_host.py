@@ -171,11 +171,11 @@ class CallHost:
         session = self._sessions.pop(call_id, None)
         if recorder is not None:  # encrypted and written on a thread of its own
             recorder.finish(session is not None and session.events.notices_heard.get("recording", False))
-        if session is not None and not session.ended:
-            return self._spawn(session.close(outcome))
-        if session is not None:
-            session.playout.flush()
-        return None
+        if session is None:
+            return None
+        # A session the bot already ended (transfer, hang-up) keeps its own outcome; its CallEnded is logged now,
+        # when the line is gone (after the queue, for a caller who waited for an agent).
+        return self._spawn(session.close(outcome))
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = self.loop.create_task(coro)

@@ -69,9 +69,9 @@ class QueueHold:
             if self.handoff.callback:  # a rule (out of hours, long wait) offers a callback instead of the queue
                 await self._offer_callback()
                 return
-            await asyncio.to_thread(self._enqueue)
             entered = self.clock()
             try:
+                await asyncio.to_thread(self._enqueue)
                 await self._wait_for_agent()
             except Exception as exc:
                 self.outcome = "failed"

@@ -154,7 +154,8 @@ def test_an_agent_who_goes_offline_mid_ring_stops_ringing_and_the_caller_keeps_i
     assert waited.duration_s > 10, f"the caller waited only {waited.duration_s:.1f} s"
     assert longest_silence_s(waited) <= MAX_SILENCE_S, f"{longest_silence_s(waited):.1f} s of silence while queued"
     # The worker's call records: the transfer and its rule, the wait that ended with bea, the disclosure heard.
-    record = wait_for_record(line, call_id, lambda r: any(w["outcome"] == "connected" for w in r["queue_waits"]))
+    connected = lambda r: any(w["outcome"] == "connected" for w in r["queue_waits"])  # noqa: E731
+    record = wait_for_record(line, call_id, lambda r: connected(r) and r["call"]["ended"] is not None)
     assert record["call"]["outcome"] == "transferred" and record["call"]["rule"] == "keypad-zero", record["call"]
     (wait,) = record["queue_waits"]
     assert (wait["queue"], wait["agent"]) == ("general-en", "bea") and wait["wait_s"] > 10, wait
@@ -222,7 +223,7 @@ def test_a_broken_queue_apologises_and_transfers_the_caller_to_the_queues_fixed_
     assert "in the queue" not in said, said  # a broken queue announces no place
     assert not acd.waiting(), acd.waiting()
     call_id = keypad_zero_transfers(line.worker)[-1]["call_id"]
-    record = wait_for_record(line, call_id, lambda r: bool(r["queue_waits"]))
+    record = wait_for_record(line, call_id, lambda r: bool(r["queue_waits"]) and r["call"]["ended"] is not None)
     assert [w["outcome"] for w in record["queue_waits"]] == ["failed"], record["queue_waits"]
     assert [e["stage"] for e in record["errors"]] == ["queue"] and "not a database" in record["errors"][0]["error"]
     assert record["call"]["outcome"] == "transferred", record["call"]  # to the queue's fixed line
@@ -236,7 +237,7 @@ def wait_for_record(line: QueueLine, call_id: str, complete: Callable[[dict[str,
         found.update(call_record(line.db_path.parent / CALLS_DB_NAME, call_id) or {})
         return bool(found) and complete(found)
 
-    wait_until(recorded, 10, f"call {call_id} in the call records")
+    wait_until(recorded, 45, f"call {call_id} in the call records, ended")
     return found
 
 
