@@ -8,12 +8,9 @@ so any library logging from inside a call is tagged without knowing about calls.
 
 from __future__ import annotations
 
-import atexit
 import contextvars
 import json
 import logging
-import logging.handlers
-import queue
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -80,27 +77,8 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
-class _OwnHandler(logging.handlers.QueueHandler):
-    """The handler configure_logging installs on the root logger (and replaces when called again): the calling
-    thread — the call loop, pjsua2's thread — only enqueues; formatting and redaction (spaCy, ~1 ms a line) run on
-    the listener's thread."""
-
-    listener: logging.handlers.QueueListener | None = None
-
-    def stop_listening(self) -> None:
-        """Writes the lines still queued, then stops the writer thread (once)."""
-        listener, self.listener = self.listener, None
-        if listener is not None:
-            listener.stop()
-
-    def close(self) -> None:  # logging.shutdown() closes handlers: workers call it before os._exit
-        self.stop_listening()
-        super().close()
-
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        record.call_id = record_call_id(record)  # the context is this thread's, not the listener's
-        record.msg, record.args = record.getMessage(), None  # the arguments may change after this call
-        return record
+class _OwnHandler(logging.StreamHandler):
+    """The handler configure_logging installs (and replaces when called again)."""
 
 
 def configure_logging(
@@ -112,9 +90,8 @@ def configure_logging(
 ) -> None:
     """Send the root logger's records to stderr as text (`text_format`) or JSON lines, with personal data
     redacted: by `redact` when given, else by voicebot.redaction's filter (FR+EN PII; spaCy is loaded here and
-    its pipelines with the first record). Records go through a queue to one writer thread. Like
-    logging.basicConfig, it leaves alone a root logger that something else configured (a test runner); a second
-    call replaces what the first installed."""
+    its pipelines with the first record). Like logging.basicConfig, it leaves alone a root logger that something
+    else configured (a test runner); a second call replaces what the first installed."""
     check_log_format(fmt)
     root = logging.getLogger()
     own = [handler for handler in root.handlers if isinstance(handler, _OwnHandler)]
@@ -122,20 +99,15 @@ def configure_logging(
         return
     for handler in own:
         root.removeHandler(handler)
-        handler.stop_listening()
-    output = logging.StreamHandler()
-    output.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(text_format))
-    if redact is None:
-        from voicebot.redaction import RedactingFilter
-
-        redact = RedactingFilter()
-        # spaCy announces each pipeline it builds at INFO, through a handler of its own (so twice, once not JSON)
-        logging.getLogger("spacy").setLevel(logging.WARNING)
-    output.addFilter(redact)
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    handler = _OwnHandler(records)
-    handler.listener = logging.handlers.QueueListener(records, output, respect_handler_level=True)
-    handler.listener.start()
-    atexit.register(handler.stop_listening)  # the lines still queued are written before the process exits
+    handler = _OwnHandler()
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(text_format))
     root.addHandler(handler)
     root.setLevel(level)
+    if redact is not None:
+        handler.addFilter(redact)
+    else:
+        from voicebot.redaction import install_log_redaction
+
+        install_log_redaction(root)  # on the root logger and on its handlers (this one)
+        # spaCy announces each pipeline it builds at INFO, through a handler of its own (so twice, once not JSON)
+        logging.getLogger("spacy").setLevel(logging.WARNING)

@@ -159,7 +159,7 @@ def test_with_nobody_signed_in_the_caller_is_offered_a_callback_and_keys_a_numbe
     assert [task.number for task in tasks] == ["0612345678"], (tasks, caller_log)
     assert tasks[0].language == "en" and tasks[0].context["reason"] == "dtmf_0", tasks[0]
     said = stt.transcribe(recording(tmp_path / "heard.wav"), "en").text.lower()
-    assert "call you back" in said and "goodbye" in said, said
+    assert "call you back" in said and "bye" in said, said  # "goodbye" or "bye bye", as Whisper hears it
     assert queued_call(acd) is None
 
 
