@@ -44,7 +44,8 @@ def calls_db_path(ops_db_path: Path) -> Path:
     return ops_db_path.parent / CALLS_DB_NAME
 
 
-def _read_only(path: Path) -> sqlite3.Connection | None:
+def open_read_only(path: Path) -> sqlite3.Connection | None:
+    """A read-only connection to the call records (rows by column name); None when there are none yet."""
     if not path.exists():
         return None
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
@@ -53,7 +54,7 @@ def _read_only(path: Path) -> sqlite3.Connection | None:
 
 
 def recent_calls(path: Path, wanted: CallFilter) -> list[dict[str, Any]]:
-    conn = _read_only(path)
+    conn = open_read_only(path)
     if conn is None:
         return []
     where, params = ["1 = 1"], []
@@ -73,7 +74,7 @@ def recent_calls(path: Path, wanted: CallFilter) -> list[dict[str, Any]]:
 
 def call_record(path: Path, call_id: str) -> dict[str, Any] | None:
     """The call row, its turns (with stage timings) and every child table, or None when it is not recorded."""
-    conn = _read_only(path)
+    conn = open_read_only(path)
     if conn is None:
         return None
     try:

@@ -5,7 +5,6 @@ page, never a partial download; every play is written to the audit log."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute
 
 from voicebot.call_schema import CALLS_DB_NAME
+from voicebot.console.call_history import open_read_only
 from voicebot.console.context import Console
 from voicebot.console.security import STAFF, guarded
 from voicebot.console.users import ConsoleUser
@@ -22,9 +22,9 @@ from voicebot.recording_crypto import Keyring, decrypt_chunks, load_keyring, rea
 
 def recording_of(calls_db: Path, call_id: str) -> tuple[Path, str] | None:
     """(file, key id) of the call's recording, from the call records (read-only); None when it has none."""
-    if not calls_db.exists():
+    conn = open_read_only(calls_db)
+    if conn is None:
         return None
-    conn = sqlite3.connect(f"file:{calls_db}?mode=ro", uri=True, timeout=5.0)
     try:
         row = conn.execute("SELECT path, key_id FROM recordings WHERE call_id = ?", [call_id]).fetchone()
     finally:
